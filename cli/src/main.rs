@@ -1,0 +1,5 @@
+//! The `tally` binary.
+
+fn main() {
+    println!("tally {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,1 @@
+//! The Tally node runtime. Built up in `storage`, `network`, `mempool`, `consensus` and `api`.

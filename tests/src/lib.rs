@@ -1,0 +1,1 @@
+//! The deterministic consensus simulator and scenario helpers.
