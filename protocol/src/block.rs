@@ -103,7 +103,8 @@ impl Block {
     }
 
     /// Decodes canonical bytes and checks every transfer's form. Nothing is checked against
-    /// a ledger here; see [`validate_block`].
+    /// a ledger here; see [`validate_block`]. Callers bound the input to the genesis
+    /// `max_block_bytes` first, as a block can be no longer.
     pub fn decode(bytes: &[u8]) -> Result<Block, BlockDecodeError> {
         let block: Block = encoding::decode_canonical(bytes)?;
         for (index, signed) in block.transfers.iter().enumerate() {
