@@ -149,14 +149,15 @@ impl BlockContext {
 /// Why a candidate transfer was left out of a built block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeftOut {
-    /// It does not apply after the transfers before it.
+    /// It does not apply after the transfers taken before it. A `BadSequence` whose `got` is
+    /// above `expected` may still apply in a later block, once the missing ones do.
     Rejected(Rejection),
     /// The block reached its transfer count or byte limit; it may fit in a later block.
     BlockFull,
 }
 
 /// A block made by [`build_block`], with the ledger after it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct BuiltBlock {
     /// The block, with both roots filled in.
     pub block: Block,
@@ -308,7 +309,7 @@ pub enum BlockError {
 }
 
 /// A block that passed [`validate_block`], with the ledger after it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ValidBlock {
     /// The ledger after the block; the caller keeps it when the block is committed.
     pub ledger: Ledger,

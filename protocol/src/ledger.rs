@@ -11,6 +11,7 @@
 //! sequence number and let old transfers be replayed.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -306,6 +307,16 @@ impl Ledger {
         self.network_id
     }
 
+    /// The least fee a transfer must carry, in units.
+    pub fn min_fee(&self) -> u64 {
+        self.min_fee
+    }
+
+    /// The account every fee goes to.
+    pub fn fee_account(&self) -> PublicKey {
+        self.fee_account
+    }
+
     /// `owner`'s account; the fresh account (balance 0, next sequence 1) if never written.
     pub fn account(&self, owner: &PublicKey) -> Account {
         self.tree.get(owner).unwrap_or_default()
@@ -523,6 +534,16 @@ impl Ledger {
             id: staged.id,
             accounts: staged.writes,
         }
+    }
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("network_id", &self.network_id)
+            .field("accounts", &self.tree.len())
+            .field("state_root", &self.state_root())
+            .finish_non_exhaustive()
     }
 }
 

@@ -8,6 +8,7 @@
 use protocol::amount::Decimals;
 use protocol::block::{BLOCK_VERSION, BlockHeader};
 use protocol::encoding;
+use protocol::genesis::Genesis;
 use protocol::hash::Hash;
 use protocol::keys::{PublicKey, SecretKey, Signature};
 use protocol::ledger::Account;
@@ -278,4 +279,58 @@ const SIGNING_BYTES_FIELDS: [&str; 10] = [
 #[test]
 fn the_field_list_is_the_signing_bytes() {
     assert_eq!(SIGNING_BYTES_FIELDS.concat(), SIGNING_BYTES);
+}
+
+const GENESIS_TOML: &str = r#"
+network = "tally-kat"
+decimals = 2
+min_fee = "0.01"
+fee_account = "tly1y9f035vm0ywjg3fjgts47t4tdjmul7nmdf0dxqyhjc8qdxypmvfqm24tnr"
+max_supply = "1000000.00"
+max_block_transfers = 1000
+max_block_bytes = 1048576
+
+[[validators]]
+name = "alpha"
+key = "tly1y9f035vm0ywjg3fjgts47t4tdjmul7nmdf0dxqyhjc8qdxypmvfqm24tnr"
+
+[[allocations]]
+account = "tly1qwss00lnecgtu8tsm5vwwj7qn9n7f43snwjs6hcamjrxgyj4xxuqvc5ngk"
+balance = "1000.00"
+"#;
+const GENESIS_CANONICAL: &str = concat!(
+    "0974616c6c792d6b6174", // network "tally-kat"
+    "02",                   // decimals
+    "01",                   // min_fee 1
+    "2152f8d19b791d24453242e15f2eab6cb7cffa7b6a5ed30097960e069881db12", // fee account
+    "80c2d72f",             // max_supply 10^8
+    "e807",                 // 1000 transfers
+    "808040",               // 1048576 bytes
+    "01",                   // one validator
+    "05616c706861",         // name "alpha"
+    "2152f8d19b791d24453242e15f2eab6cb7cffa7b6a5ed30097960e069881db12", // key
+    "01",                   // one allocation
+    "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8", // account
+    "a08d06",               // 100000 units
+);
+const GENESIS_NETWORK_ID: &str = "ce5c5cb86b6c796f7b2d0a3da5a8022bddb0794599cfcc7329b3f1b2292f2a2d";
+
+#[test]
+fn genesis_canonical_form_and_network_id_are_as_written() {
+    let genesis = Genesis::from_toml(GENESIS_TOML).expect("valid genesis");
+    let canonical = genesis.canonical_bytes();
+    let (tag, body) = canonical.split_at(b"TALLY/GENESIS/V1".len());
+    assert_eq!(tag, b"TALLY/GENESIS/V1");
+    assert_eq!(hex::encode(body), GENESIS_CANONICAL);
+    assert_eq!(genesis.network_id().to_hex(), GENESIS_NETWORK_ID);
+
+    let doc = include_str!("../../docs/protocol.md");
+    assert!(
+        doc.contains(GENESIS_CANONICAL),
+        "docs/protocol.md lacks the genesis bytes"
+    );
+    assert!(
+        doc.contains(GENESIS_NETWORK_ID),
+        "docs/protocol.md lacks the genesis id"
+    );
 }
