@@ -258,6 +258,7 @@ pub struct Ledger {
 
 impl Ledger {
     /// The state at genesis: the allocations, plus the fee account at zero if it has none.
+    /// `genesis` must be validated (see [`Genesis::total_supply`]).
     pub fn from_genesis(genesis: &Genesis) -> Ledger {
         let mut tree = StateTree::new();
         tree.insert(genesis.fee_account, Account::default());
