@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod merkle;
 pub mod state_tree;
 pub mod transfer;
+pub mod verification;
 
 pub use amount::{Decimals, format_amount, parse_amount, parse_positive_amount};
 pub use block::{Block, BlockHeader, build_block, validate_block};
