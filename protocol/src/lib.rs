@@ -5,6 +5,7 @@
 //! its own: every node, the simulator and the auditor compute exactly the same results from
 //! the same inputs.
 
+pub mod consensus;
 pub mod hash;
 pub mod keys;
 
