@@ -384,6 +384,45 @@ impl<V: ConsensusValue> StateMachine<V> {
         self.log.evidence()
     }
 
+    /// The prevotes that justify the valid value: the polka of its round, as received.
+    ///
+    /// The caller's gossip re-sends them (Tendermint's proof of lock): a validator that was
+    /// down or partitioned in that round cannot otherwise accept the valid value when it is
+    /// re-proposed, and a lock held by others would then stall the height.
+    pub fn valid_polka(&self) -> Vec<Verified<SignedMessage<V>>> {
+        let Some(valid) = &self.valid else {
+            return vec![];
+        };
+        let Some(votes) = self.log.round(valid.round) else {
+            return vec![];
+        };
+        let block_hash = valid.value.hash();
+        let validators = &self.params.validators;
+        votes
+            .prevotes
+            .signers_for(block_hash)
+            .into_iter()
+            .map(|(position, signature)| {
+                let vote = Vote {
+                    kind: VoteKind::Prevote,
+                    height: self.height,
+                    round: valid.round,
+                    block_hash: Some(block_hash),
+                };
+                let signer = *validators
+                    .get(position)
+                    .expect("positions come from the set");
+                // The same bytes and signature that were verified when the vote arrived.
+                let signed = SignedMessage {
+                    message: Message::Vote(vote),
+                    signer,
+                    signature,
+                };
+                Verified::signed_here(signed)
+            })
+            .collect()
+    }
+
     /// The most messages held for one validator, over the current and next height.
     pub fn messages_held_max(&self) -> usize {
         self.log.held_max() + self.next_log.held_max()
