@@ -2,9 +2,11 @@
 //! evidence of validators that said two different things.
 //!
 //! The paper's rules are conditions over "the messages received so far"; this log answers
-//! them without rescanning messages. A vote counts once per validator per (round, step): a
-//! repeat of the same vote is a duplicate and ignored, and a *different* second vote is kept
-//! once as equivocation evidence and never counted.
+//! them without rescanning messages. A validator counts once per (round, step): a repeat of
+//! the same vote is a duplicate and ignored, and a *different* second vote is kept once as
+//! equivocation evidence. That second vote never adds to the step's validator count and never
+//! lets one validator count twice for one block, but it does count for the block it names;
+//! [`Tally`] explains why liveness needs that and why safety allows it.
 //!
 //! Memory is bounded per validator without discarding what is ahead. For rounds up to the
 //! window top (the current round + 1) the log keeps each validator's proposal and votes; for a
@@ -395,6 +397,8 @@ impl<V: ConsensusValue> HeightLog<V> {
     }
 
     /// Conflicting messages received at this height.
+    // TODO: evidence is only kept for the current height and dropped when it ends; nothing
+    // reports it to operators or persists it yet.
     pub fn evidence(&self) -> &[Verified<SignedMessage<V>>] {
         &self.evidence
     }

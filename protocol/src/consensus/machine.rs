@@ -579,6 +579,8 @@ impl<V: ConsensusValue> StateMachine<V> {
         };
 
         // Older heights are decided; heights beyond the next are for block sync to handle.
+        // TODO: the machine does not report that a peer is ahead; the caller has to notice
+        // message heights itself to trigger block sync (the simulator does).
         let height = message.message.height();
         let inserted = if height == self.height {
             self.log.insert(message, position)
@@ -651,6 +653,9 @@ impl<V: ConsensusValue> StateMachine<V> {
         self.propose(value, None, out);
     }
 
+    // TODO: a synced block is decided on its certificate alone, without a verdict: a quorum
+    // includes an honest validator that found it valid, but the caller still has to apply it
+    // with the ledger rules and treat a failure as a fatal fault.
     fn on_commit(&mut self, value: V, certificate: CommitCertificate, out: &mut Vec<Action<V>>) {
         let for_us = certificate.height == self.height && certificate.block_hash == value.hash();
         let validators = &self.params.validators;
@@ -1205,6 +1210,14 @@ mod tests {
             deliver(&mut machine, key, prevote(0, Some(a.hash())));
         }
         assert_eq!(machine.locked().map(|l| (l.round, l.value)), Some((0, a)));
+
+        // The polka behind the valid value can be relayed as received: three prevotes for a
+        // in round 0 (two received, one its own) that verify again byte for byte.
+        let polka = machine.valid_polka();
+        assert_eq!(polka.len(), 3);
+        for vote in polka {
+            assert!(vote.into_inner().verify(&NETWORK, &validators).is_ok());
+        }
 
         // Round 1: position 2 proposes a fresh, valid block 20; the lock forces a nil prevote.
         machine.handle(Input::Timeout {

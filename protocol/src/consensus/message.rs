@@ -307,6 +307,8 @@ impl<V: Serialize> SignedMessage<V> {
 
 impl<V: for<'de> Deserialize<'de>> SignedMessage<V> {
     /// Parses wire bytes; the result still has to be [`verify`](SignedMessage::verify)-ed.
+    // TODO: nothing here bounds the size of the value inside a proposal; the node must cap
+    // the length of a network message before calling this.
     pub fn from_bytes(bytes: &[u8]) -> Result<SignedMessage<V>, MessageError> {
         let (message, rest) = postcard::take_from_bytes(bytes)
             .map_err(|error| MessageError::Malformed(error.to_string()))?;

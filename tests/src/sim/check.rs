@@ -225,7 +225,6 @@ impl Checker {
         height: Height,
         block: &SimBlock,
         certificate: &CommitCertificate,
-        _now: u64,
     ) {
         self.progress[node] = self.progress[node].max(height);
         if !self.honest[node] {
@@ -322,7 +321,7 @@ impl Checker {
     }
 
     /// Whether the run has shown everything it has to.
-    pub fn finished(&self, _now: u64) -> bool {
+    pub fn finished(&self) -> bool {
         self.stabilised_at.is_some()
             && self
                 .progress

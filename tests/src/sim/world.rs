@@ -276,7 +276,7 @@ impl World {
                 self.checker
                     .check_node(node, &self.nodes[node].instance_memory())?;
             }
-            if self.checker.finished(self.now) {
+            if self.checker.finished() {
                 return Ok(self.report());
             }
             if let Err(violation) = self.checker.check_deadline(self.now) {
@@ -664,7 +664,7 @@ impl World {
         }
     }
 
-    /// Signs nothing: verifies a message once and wraps it for sharing among deliveries.
+    /// Verifies a freshly signed message, once, and wraps it for sharing among deliveries.
     fn verify_once(&mut self, signed: SignedMessage<SimBlock>) -> Shared {
         self.messages += 1;
         self.verifications += 1;
@@ -760,7 +760,7 @@ impl World {
             return;
         }
         self.checker
-            .record_decision(node, height, &block, &certificate, self.now);
+            .record_decision(node, height, &block, &certificate);
         self.nodes[node].chain.push((block, certificate));
         self.nodes[node].own.retain(|m| m.message.height() > height);
     }
