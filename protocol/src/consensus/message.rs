@@ -374,6 +374,22 @@ mod tests {
     }
 
     #[test]
+    fn precommit_bytes_are_pinned_field_by_field() {
+        // Changing this layout invalidates every stored certificate: bump SIGNING_VERSION.
+        let mut expected = b"tally/consensus\0".to_vec();
+        expected.push(1); // version
+        expected.extend_from_slice(&[7; 32]); // network id
+        expected.extend_from_slice(&[3, 1, 2]); // height 3, round 1, step precommit
+        expected.push(1); // Some(block hash)
+        expected.extend_from_slice(&[9; 32]);
+        expected.push(0); // no valid round
+        assert_eq!(
+            precommit_signing_bytes(&NETWORK, 3, 1, Some(Hash([9; 32]))),
+            expected
+        );
+    }
+
+    #[test]
     fn a_signed_vote_verifies_once_and_only_on_its_network() {
         let (validators, keys) = validators_and_keys(4);
         let signed = SignedMessage::sign(&NETWORK, &keys[1], prevote(1, 0, None));
