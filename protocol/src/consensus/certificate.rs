@@ -101,6 +101,9 @@ impl CommitCertificate {
             return Err(CertificateError::TooFewSigners { got, needed });
         }
 
+        // TODO: verify the signatures as one ed25519 batch (dalek's `batch` feature) once the
+        // auditor's throughput needs it; batch verification is not strict, so it would need a
+        // strict fallback on failure to keep the same answers.
         let bytes =
             precommit_signing_bytes(network_id, self.height, self.round, Some(self.block_hash));
         for entry in &self.signatures {

@@ -2,9 +2,11 @@
 //! evidence of validators that said two different things.
 //!
 //! The paper's rules are conditions over "the messages received so far"; this log answers
-//! them without rescanning messages. A vote counts once per validator per (round, step): a
-//! repeat of the same vote is a duplicate and ignored, and a *different* second vote is kept
-//! once as equivocation evidence and never counted.
+//! them without rescanning messages. A validator counts once per (round, step): a repeat of
+//! the same vote is a duplicate and ignored, and a *different* second vote is kept once as
+//! equivocation evidence. That second vote never adds to the step's validator count and never
+//! lets one validator count twice for one block, but it does count for the block it names;
+//! [`Tally`] explains why liveness needs that and why safety allows it.
 //!
 //! Memory is bounded per validator without discarding what is ahead. For rounds up to the
 //! window top (the current round + 1) the log keeps each validator's proposal and votes; for a
@@ -52,23 +54,32 @@ pub(crate) struct ProposalRecord {
 }
 
 /// One step's votes in one round.
+///
+/// Each validator's first vote is its vote. A second, different vote is equivocation: it is
+/// kept as evidence, never adds to the validator count of the step, and never makes the
+/// validator count twice for one block. It does count for the block it names, as the paper's
+/// rules count "2f + 1 prevotes for id(v)" over distinct senders of such a prevote: which of an
+/// equivocator's two votes arrived first differs between validators, and if only the first
+/// counted, a polka one honest validator saw could stay invisible to the others forever,
+/// leaving a lock that no re-proposal can ever release. Safety does not suffer: two quorums
+/// for different blocks in one round would still need more than f validators to vote twice.
 #[derive(Debug, Clone)]
 pub(crate) struct Tally {
-    /// What each validator (by genesis position) voted, with its signature.
-    votes: Vec<Option<(Option<Hash>, Signature)>>,
-    /// Whether the validator has already been caught voting twice here.
-    equivocated: Vec<bool>,
-    /// Votes per block hash (or nil); a handful of entries at most.
+    /// Each validator's first vote (by genesis position), with its signature.
+    first: Vec<Option<(Option<Hash>, Signature)>>,
+    /// Each validator's second, conflicting vote, kept as evidence.
+    second: Vec<Option<(Option<Hash>, Signature)>>,
+    /// Distinct validators per block hash (or nil); a handful of entries at most.
     counts: Vec<(Option<Hash>, usize)>,
-    /// All counted votes, whatever they are for.
+    /// Distinct validators that voted at all.
     total: usize,
 }
 
 impl Tally {
     fn new(n: usize) -> Tally {
         Tally {
-            votes: vec![None; n],
-            equivocated: vec![false; n],
+            first: vec![None; n],
+            second: vec![None; n],
             counts: vec![],
             total: 0,
         }
@@ -81,37 +92,41 @@ impl Tally {
         signature: Signature,
         count_duplicates: bool,
     ) -> Inserted {
-        match self.votes[position] {
-            None => {
-                self.votes[position] = Some((block_hash, signature));
+        let Some((first, _)) = self.first[position] else {
+            self.first[position] = Some((block_hash, signature));
+            self.total += 1;
+            self.count(block_hash);
+            return Inserted::Counted;
+        };
+
+        if first == block_hash {
+            // Planted bug (fault injection only): a repeated vote counts again.
+            if count_duplicates {
+                self.total += 1;
                 self.count(block_hash);
-                Inserted::Counted
+                return Inserted::Counted;
             }
-            Some((previous, _)) if previous == block_hash => {
-                // Planted bug (fault injection only): a repeated vote counts again.
-                if count_duplicates {
-                    self.count(block_hash);
-                    return Inserted::Counted;
-                }
-                Inserted::Duplicate
-            }
-            Some(_) if self.equivocated[position] => Inserted::Dropped,
-            Some(_) => {
-                self.equivocated[position] = true;
+            return Inserted::Duplicate;
+        }
+        match self.second[position] {
+            Some((second, _)) if second == block_hash => Inserted::Duplicate,
+            Some(_) => Inserted::Dropped,
+            None => {
+                self.second[position] = Some((block_hash, signature));
+                self.count(block_hash);
                 Inserted::Equivocation
             }
         }
     }
 
     fn count(&mut self, block_hash: Option<Hash>) {
-        self.total += 1;
         match self.counts.iter_mut().find(|(hash, _)| *hash == block_hash) {
             Some((_, count)) => *count += 1,
             None => self.counts.push((block_hash, 1)),
         }
     }
 
-    /// Counted votes for `block_hash` (or nil).
+    /// Distinct validators that voted for `block_hash` (or nil).
     pub fn count_for(&self, block_hash: Option<Hash>) -> usize {
         self.counts
             .iter()
@@ -119,7 +134,7 @@ impl Tally {
             .map_or(0, |(_, count)| *count)
     }
 
-    /// Counted votes for anything.
+    /// Distinct validators that voted for anything.
     pub fn total(&self) -> usize {
         self.total
     }
@@ -134,12 +149,18 @@ impl Tally {
     /// The signatures of validators that voted for `block_hash`, in genesis order.
     pub fn signers_for(&self, block_hash: Hash) -> Vec<(usize, Signature)> {
         let vote = Some(block_hash);
-        self.votes
+        let matching = |entry: &Option<(Option<Hash>, Signature)>| match entry {
+            Some((hash, signature)) if *hash == vote => Some(*signature),
+            _ => None,
+        };
+        self.first
             .iter()
+            .zip(&self.second)
             .enumerate()
-            .filter_map(|(position, entry)| match entry {
-                Some((hash, signature)) if *hash == vote => Some((position, *signature)),
-                _ => None,
+            .filter_map(|(position, (first, second))| {
+                matching(first)
+                    .or_else(|| matching(second))
+                    .map(|s| (position, s))
             })
             .collect()
     }
@@ -376,6 +397,8 @@ impl<V: ConsensusValue> HeightLog<V> {
     }
 
     /// Conflicting messages received at this height.
+    // TODO: evidence is only kept for the current height and dropped when it ends; nothing
+    // reports it to operators or persists it yet.
     pub fn evidence(&self) -> &[Verified<SignedMessage<V>>] {
         &self.evidence
     }
@@ -418,7 +441,7 @@ mod tests {
     }
 
     #[test]
-    fn a_vote_counts_once_and_a_different_second_vote_is_evidence() {
+    fn a_validator_counts_once_per_step_and_a_second_vote_is_evidence() {
         let (_, keys) = validators_and_keys(4);
         let mut log = HeightLog::<TestValue>::new(1, 4, 1);
         let block = Some(Hash([1; 32]));
@@ -447,7 +470,8 @@ mod tests {
                 prevotes.count_for(block),
                 prevotes.count_for(None)
             ),
-            (1, 1, 0)
+            (1, 1, 1),
+            "one validator: counted once in the total, once for each block it named"
         );
         assert_eq!(log.evidence().len(), 1);
         assert_eq!(log.held_max(), 2);
