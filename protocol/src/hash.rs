@@ -66,7 +66,10 @@ impl FromStr for Hash {
         }
 
         // Only lowercase is accepted so that every hash has exactly one text form.
-        if !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(HashParseError::NotHex);
         }
 
@@ -130,7 +133,10 @@ mod tests {
     fn text_form_round_trips_and_rejects_uppercase() {
         let hash = Hash::digest(b"tally");
         assert_eq!(hash.to_hex().parse::<Hash>(), Ok(hash));
-        assert_eq!(hash.to_hex().to_uppercase().parse::<Hash>(), Err(HashParseError::NotHex));
+        assert_eq!(
+            hash.to_hex().to_uppercase().parse::<Hash>(),
+            Err(HashParseError::NotHex)
+        );
         assert_eq!("abc".parse::<Hash>(), Err(HashParseError::WrongLength(3)));
     }
 

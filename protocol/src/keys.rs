@@ -52,7 +52,9 @@ pub struct PublicKey([u8; 32]);
 impl PublicKey {
     /// Checks `bytes` and wraps them: a canonical encoding of a point of large order.
     pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, KeyError> {
-        let array: [u8; 32] = bytes.try_into().map_err(|_| KeyError::WrongLength(bytes.len()))?;
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| KeyError::WrongLength(bytes.len()))?;
         let key = VerifyingKey::from_bytes(&array).map_err(|_| KeyError::NotAPoint)?;
 
         // `from_bytes` keeps the bytes it was given, so re-compress the point to catch
@@ -186,7 +188,11 @@ impl SecretKey {
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretKey(public: {}, secret: <redacted>)", self.public_key())
+        write!(
+            f,
+            "SecretKey(public: {}, secret: <redacted>)",
+            self.public_key()
+        )
     }
 }
 
@@ -205,7 +211,9 @@ impl Signature {
     /// Strict verification: rejects a non-canonical S, small-order R and small-order keys.
     pub fn verify(&self, key: &PublicKey, message: &[u8]) -> Result<(), BadSignature> {
         let signature = ed25519_dalek::Signature::from_bytes(&self.0);
-        key.verifying_key().verify_strict(message, &signature).map_err(|_| BadSignature)
+        key.verifying_key()
+            .verify_strict(message, &signature)
+            .map_err(|_| BadSignature)
     }
 
     /// Lowercase hex, 128 characters.
@@ -270,7 +278,9 @@ impl<'de> Visitor<'de> for SignatureVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
         let mut bytes = [0u8; 64];
         for (index, slot) in bytes.iter_mut().enumerate() {
-            *slot = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(index, &self))?;
+            *slot = seq
+                .next_element()?
+                .ok_or_else(|| de::Error::invalid_length(index, &self))?;
         }
         Ok(Signature(bytes))
     }
@@ -299,7 +309,10 @@ mod tests {
         let last = chars.len() - 1;
         chars[last] = if chars[last] == 'q' { 'p' } else { 'q' };
         let typo: String = chars.into_iter().collect();
-        assert!(matches!(PublicKey::from_address(&typo), Err(KeyError::BadChecksum(_))));
+        assert!(matches!(
+            PublicKey::from_address(&typo),
+            Err(KeyError::BadChecksum(_))
+        ));
     }
 
     #[test]
@@ -331,7 +344,10 @@ mod tests {
         let secret = key(3);
         let signature = secret.sign(b"pay 5");
         assert_eq!(signature.verify(&secret.public_key(), b"pay 5"), Ok(()));
-        assert_eq!(signature.verify(&secret.public_key(), b"pay 6"), Err(BadSignature));
+        assert_eq!(
+            signature.verify(&secret.public_key(), b"pay 6"),
+            Err(BadSignature)
+        );
     }
 
     #[test]
