@@ -1,0 +1,850 @@
+//! The ledger rules: what applying a signed transfer does to the accounts.
+//!
+//! Applying works in two phases, as every balance change must. First every rule is checked on
+//! copies of the accounts involved, with checked arithmetic, and the accounts' next values are
+//! computed; any failure returns a [`Rejection`] with nothing changed. Then the new values are
+//! written back, with no fallible step left. A block is applied on an O(1) clone of the ledger
+//! and swapped in only if every transfer applied, so a block either applies whole or not at
+//! all.
+//!
+//! An account, once created, is never pruned, even at zero balance: pruning would reset its
+//! sequence number and let old transfers be replayed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::amount::{Decimals, format_amount};
+use crate::batch::verify_batch;
+use crate::genesis::Genesis;
+use crate::hash::Hash;
+use crate::keys::{BadSignature, PublicKey};
+use crate::state_tree::{StateProof, StateTree};
+use crate::transfer::{FormError, SignedTransfer, VerifiedTransfer};
+
+/// The sequence number of an account's first transfer.
+pub const FIRST_SEQUENCE: u64 = 1;
+
+/// One account's state. An account that was never written is `Account::default()`:
+/// balance 0, next sequence 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Account {
+    /// Units held.
+    pub balance: u64,
+    /// The sequence number the account's next transfer must carry.
+    pub next_sequence: u64,
+}
+
+impl Default for Account {
+    fn default() -> Account {
+        Account {
+            balance: 0,
+            next_sequence: FIRST_SEQUENCE,
+        }
+    }
+}
+
+/// Why a transfer does not apply. Wallets show these to people: the [`Rejection::code`]s are
+/// stable and never reused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The transfer body has a version this code does not know.
+    #[error("transfer version {version} is not supported")]
+    UnsupportedVersion {
+        /// The version found.
+        version: u8,
+    },
+    /// The memo is longer than 140 bytes.
+    #[error("memo is {bytes} bytes, at most 140 allowed")]
+    MemoTooLong {
+        /// The memo's length in bytes.
+        bytes: usize,
+    },
+    /// The transfer was signed for another network.
+    #[error("transfer is for network {got}, this is {expected}")]
+    WrongNetwork {
+        /// This network's id.
+        expected: Hash,
+        /// The transfer's network id.
+        got: Hash,
+    },
+    /// The signature does not verify under the sender's key.
+    #[error("signature does not verify under the sender's key")]
+    BadSignature,
+    /// The sequence number is not the sender's next one (a replay, a gap, or a race lost).
+    #[error("sequence {got} is not the sender's next sequence {expected}")]
+    BadSequence {
+        /// The sender's next sequence.
+        expected: u64,
+        /// The transfer's sequence.
+        got: u64,
+    },
+    /// The sender has used every sequence number there is.
+    #[error("sender's sequence numbers are exhausted")]
+    SequenceExhausted,
+    /// Sender and receiver are the same account.
+    #[error("sender and receiver are the same account")]
+    SelfTransfer,
+    /// The amount is zero.
+    #[error("amount must be positive")]
+    ZeroAmount,
+    /// The fee is below the genesis minimum.
+    #[error("fee {got} units is below the minimum of {minimum} units")]
+    FeeTooLow {
+        /// The genesis minimum fee.
+        minimum: u64,
+        /// The transfer's fee.
+        got: u64,
+    },
+    /// The sender's balance does not cover amount + fee.
+    #[error("balance {balance} units does not cover amount {amount} + fee {fee} units")]
+    InsufficientFunds {
+        /// The sender's balance.
+        balance: u64,
+        /// The transfer's amount.
+        amount: u64,
+        /// The transfer's fee.
+        fee: u64,
+    },
+    /// Crediting would overflow a balance. Cannot happen while supply is conserved under a
+    /// cap below 2^64; checked anyway so that no input can make the ledger panic.
+    #[error("crediting would overflow a balance")]
+    BalanceOverflow,
+}
+
+impl Rejection {
+    /// The stable snake_case code wallets and APIs use.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::UnsupportedVersion { .. } => "unsupported_version",
+            Rejection::MemoTooLong { .. } => "memo_too_long",
+            Rejection::WrongNetwork { .. } => "wrong_network",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::BadSequence { .. } => "bad_sequence",
+            Rejection::SequenceExhausted => "sequence_exhausted",
+            Rejection::SelfTransfer => "self_transfer",
+            Rejection::ZeroAmount => "zero_amount",
+            Rejection::FeeTooLow { .. } => "fee_too_low",
+            Rejection::InsufficientFunds { .. } => "insufficient_funds",
+            Rejection::BalanceOverflow => "balance_overflow",
+        }
+    }
+
+    /// A sentence for people, with amounts at the network's `decimals`.
+    pub fn message(&self, decimals: Decimals) -> String {
+        let coins = |units: u64| format_amount(units, decimals);
+        match self {
+            Rejection::FeeTooLow { minimum, got } => {
+                format!(
+                    "fee {} is below the minimum fee of {}",
+                    coins(*got),
+                    coins(*minimum)
+                )
+            }
+            Rejection::InsufficientFunds {
+                balance,
+                amount,
+                fee,
+            } => format!(
+                "balance {} does not cover amount {} plus fee {}",
+                coins(*balance),
+                coins(*amount),
+                coins(*fee)
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<FormError> for Rejection {
+    fn from(error: FormError) -> Rejection {
+        match error {
+            FormError::UnsupportedVersion(version) => Rejection::UnsupportedVersion { version },
+            FormError::MemoTooLong(bytes) => Rejection::MemoTooLong { bytes },
+        }
+    }
+}
+
+/// The result of one applied transfer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The transfer id.
+    pub id: Hash,
+    /// Every account the transfer wrote (sender, receiver, fee account; each once), with its
+    /// new value.
+    pub accounts: Vec<(PublicKey, Account)>,
+}
+
+/// What applying a block did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockEffects {
+    /// One entry per transfer, in block order.
+    pub applied: Vec<Applied>,
+    /// The final value of every account the block wrote: what a node must persist.
+    pub changed: BTreeMap<PublicKey, Account>,
+    /// The state root after the block.
+    pub state_root: Hash,
+}
+
+impl BlockEffects {
+    pub(crate) fn record(&mut self, applied: Applied) {
+        for (owner, account) in &applied.accounts {
+            self.changed.insert(*owner, *account);
+        }
+        self.applied.push(applied);
+    }
+}
+
+/// Why stored accounts cannot be the state of this genesis's network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The same account appears twice.
+    #[error("account {0} appears twice")]
+    DuplicateAccount(PublicKey),
+    /// An account's next sequence is 0, which no state can reach.
+    #[error("account {0} has next sequence 0")]
+    ZeroSequence(PublicKey),
+    /// The fee account is missing; it exists from genesis on.
+    #[error("the fee account is missing")]
+    MissingFeeAccount,
+    /// The balances do not add up to the genesis supply.
+    #[error("balances add up to {got} units, the genesis supply is {expected}")]
+    SupplyMismatch {
+        /// The genesis supply.
+        expected: u64,
+        /// The sum of the loaded balances.
+        got: u128,
+    },
+}
+
+/// How a transfer's signature is to be treated while checking it.
+#[derive(Clone, Copy)]
+enum SignatureCheck {
+    /// Verify it now.
+    Verify,
+    /// Already verified, with this outcome.
+    Known(Result<(), BadSignature>),
+}
+
+/// The new values of the accounts one transfer writes, computed but not yet written.
+struct Staged {
+    id: Hash,
+    writes: Vec<(PublicKey, Account)>,
+}
+
+/// Every account and the state tree over them, for one network.
+///
+/// Cloning is O(1): accounts live in the persistent [`StateTree`].
+#[derive(Clone)]
+pub struct Ledger {
+    network_id: Hash,
+    min_fee: u64,
+    fee_account: PublicKey,
+    supply: u64,
+    tree: StateTree,
+}
+
+impl Ledger {
+    /// The state at genesis: the allocations, plus the fee account at zero if it has none.
+    pub fn from_genesis(genesis: &Genesis) -> Ledger {
+        let mut tree = StateTree::new();
+        tree.insert(genesis.fee_account, Account::default());
+        for allocation in &genesis.allocations {
+            let account = Account {
+                balance: allocation.balance,
+                next_sequence: FIRST_SEQUENCE,
+            };
+            tree.insert(allocation.account, account);
+        }
+        Ledger::with_tree(genesis, tree)
+    }
+
+    /// Rebuilds a ledger from stored accounts, as a node does at start. Gives the same state
+    /// root as the ledger that wrote them; the caller compares it with its last block's.
+    pub fn from_accounts(
+        genesis: &Genesis,
+        accounts: impl IntoIterator<Item = (PublicKey, Account)>,
+    ) -> Result<Ledger, LoadError> {
+        let mut tree = StateTree::new();
+        let mut total: u128 = 0;
+        for (owner, account) in accounts {
+            if tree.get(&owner).is_some() {
+                return Err(LoadError::DuplicateAccount(owner));
+            }
+            if account.next_sequence == 0 {
+                return Err(LoadError::ZeroSequence(owner));
+            }
+            total += u128::from(account.balance);
+            tree.insert(owner, account);
+        }
+
+        if tree.get(&genesis.fee_account).is_none() {
+            return Err(LoadError::MissingFeeAccount);
+        }
+        let expected = genesis.total_supply();
+        if total != u128::from(expected) {
+            return Err(LoadError::SupplyMismatch {
+                expected,
+                got: total,
+            });
+        }
+        Ok(Ledger::with_tree(genesis, tree))
+    }
+
+    fn with_tree(genesis: &Genesis, tree: StateTree) -> Ledger {
+        Ledger {
+            network_id: genesis.network_id(),
+            min_fee: genesis.min_fee,
+            fee_account: genesis.fee_account,
+            supply: genesis.total_supply(),
+            tree,
+        }
+    }
+
+    /// The id of the network this ledger belongs to.
+    pub fn network_id(&self) -> Hash {
+        self.network_id
+    }
+
+    /// `owner`'s account; the fresh account (balance 0, next sequence 1) if never written.
+    pub fn account(&self, owner: &PublicKey) -> Account {
+        self.tree.get(owner).unwrap_or_default()
+    }
+
+    /// Whether `owner`'s account was ever written.
+    pub fn contains(&self, owner: &PublicKey) -> bool {
+        self.tree.get(owner).is_some()
+    }
+
+    /// The number of accounts ever written.
+    pub fn account_count(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Every account, in state-tree key order.
+    pub fn accounts(&self) -> impl Iterator<Item = (PublicKey, Account)> + '_ {
+        self.tree.iter()
+    }
+
+    /// The root of the state tree.
+    pub fn state_root(&self) -> Hash {
+        self.tree.root()
+    }
+
+    /// A proof of `owner`'s account against [`Ledger::state_root`].
+    pub fn prove(&self, owner: &PublicKey) -> StateProof {
+        self.tree.prove(owner)
+    }
+
+    /// The sum of all balances, counted account by account (O(accounts)). Always equals the
+    /// genesis supply; tests use it to check exactly that.
+    pub fn total_supply(&self) -> u128 {
+        self.tree
+            .iter()
+            .map(|(_, account)| u128::from(account.balance))
+            .sum()
+    }
+
+    /// The supply fixed at genesis.
+    pub fn genesis_supply(&self) -> u64 {
+        self.supply
+    }
+
+    /// Checks whether `signed` would apply now, signature included, changing nothing.
+    pub fn check(&self, signed: &SignedTransfer) -> Result<Hash, Rejection> {
+        self.stage(signed, SignatureCheck::Verify)
+            .map(|staged| staged.id)
+    }
+
+    /// Like [`Ledger::check`], for a transfer whose signature is already verified.
+    pub fn check_verified(&self, verified: &VerifiedTransfer) -> Result<Hash, Rejection> {
+        self.stage(verified, SignatureCheck::Known(Ok(())))
+            .map(|staged| staged.id)
+    }
+
+    /// Applies `signed`, signature included. On a rejection nothing changed.
+    pub fn apply(&mut self, signed: &SignedTransfer) -> Result<Applied, Rejection> {
+        let staged = self.stage(signed, SignatureCheck::Verify)?;
+        Ok(self.write(staged))
+    }
+
+    /// Applies a transfer whose signature is already verified. On a rejection nothing changed.
+    pub fn apply_verified(&mut self, verified: &VerifiedTransfer) -> Result<Applied, Rejection> {
+        let staged = self.stage(verified, SignatureCheck::Known(Ok(())))?;
+        Ok(self.write(staged))
+    }
+
+    /// Applies every transfer in order, or none: on the first rejection, returns its index
+    /// and nothing changed. Signatures are verified as one batch first.
+    pub fn apply_block(
+        &mut self,
+        transfers: &[SignedTransfer],
+    ) -> Result<BlockEffects, (usize, Rejection)> {
+        let (next, effects) = self.preview_block(transfers)?;
+        *self = next;
+        Ok(effects)
+    }
+
+    /// Like [`Ledger::apply_block`], for transfers whose signatures are already verified.
+    pub fn apply_block_verified(
+        &mut self,
+        transfers: &[VerifiedTransfer],
+    ) -> Result<BlockEffects, (usize, Rejection)> {
+        let (next, effects) = self.preview_block_verified(transfers)?;
+        *self = next;
+        Ok(effects)
+    }
+
+    /// The ledger after `transfers` and what they did, leaving `self` as it is.
+    pub fn preview_block(
+        &self,
+        transfers: &[SignedTransfer],
+    ) -> Result<(Ledger, BlockEffects), (usize, Rejection)> {
+        let refs: Vec<&SignedTransfer> = transfers.iter().collect();
+        let signatures = verify_batch(&refs);
+        let checks = signatures.into_iter().map(SignatureCheck::Known);
+        self.preview(transfers.iter().zip(checks))
+    }
+
+    /// Like [`Ledger::preview_block`], for transfers whose signatures are already verified.
+    pub fn preview_block_verified(
+        &self,
+        transfers: &[VerifiedTransfer],
+    ) -> Result<(Ledger, BlockEffects), (usize, Rejection)> {
+        let signed = transfers.iter().map(VerifiedTransfer::signed);
+        self.preview(signed.zip(std::iter::repeat(SignatureCheck::Known(Ok(())))))
+    }
+
+    fn preview<'a>(
+        &self,
+        transfers: impl Iterator<Item = (&'a SignedTransfer, SignatureCheck)>,
+    ) -> Result<(Ledger, BlockEffects), (usize, Rejection)> {
+        let mut next = self.clone();
+        let mut effects = BlockEffects::default();
+        for (index, (signed, signature)) in transfers.enumerate() {
+            let staged = next
+                .stage(signed, signature)
+                .map_err(|rejection| (index, rejection))?;
+            effects.record(next.write(staged));
+        }
+        effects.state_root = next.state_root();
+        Ok((next, effects))
+    }
+
+    /// Phase one: checks every rule on copies and computes the accounts' next values.
+    fn stage(
+        &self,
+        signed: &SignedTransfer,
+        signature: SignatureCheck,
+    ) -> Result<Staged, Rejection> {
+        let transfer = &signed.transfer;
+
+        // Rules that need no state, in the order the docs list them.
+        transfer.check_form()?;
+        if transfer.network_id != self.network_id {
+            return Err(Rejection::WrongNetwork {
+                expected: self.network_id,
+                got: transfer.network_id,
+            });
+        }
+        let verified = match signature {
+            SignatureCheck::Verify => signed.verify_signature(),
+            SignatureCheck::Known(outcome) => outcome,
+        };
+        verified.map_err(|BadSignature| Rejection::BadSignature)?;
+
+        // Copy the sender's account and check its sequence and funds.
+        let mut sender = self.account(&transfer.sender);
+        if transfer.sequence != sender.next_sequence {
+            return Err(Rejection::BadSequence {
+                expected: sender.next_sequence,
+                got: transfer.sequence,
+            });
+        }
+        if transfer.sender == transfer.receiver {
+            return Err(Rejection::SelfTransfer);
+        }
+        if transfer.amount == 0 {
+            return Err(Rejection::ZeroAmount);
+        }
+        if transfer.fee < self.min_fee {
+            return Err(Rejection::FeeTooLow {
+                minimum: self.min_fee,
+                got: transfer.fee,
+            });
+        }
+        let insufficient = Rejection::InsufficientFunds {
+            balance: sender.balance,
+            amount: transfer.amount,
+            fee: transfer.fee,
+        };
+        let debit = transfer
+            .amount
+            .checked_add(transfer.fee)
+            .ok_or(insufficient.clone())?;
+        sender.balance = sender.balance.checked_sub(debit).ok_or(insufficient)?;
+        sender.next_sequence = sender
+            .next_sequence
+            .checked_add(1)
+            .ok_or(Rejection::SequenceExhausted)?;
+
+        // Credit the receiver, and the fee account, which may be either party: the fee then
+        // lands on that party's copy so the two writes cannot overwrite each other.
+        let mut receiver = self.account(&transfer.receiver);
+        receiver.balance = receiver
+            .balance
+            .checked_add(transfer.amount)
+            .ok_or(Rejection::BalanceOverflow)?;
+
+        let mut writes = Vec::with_capacity(3);
+        if self.fee_account == transfer.sender {
+            sender.balance = credit(sender.balance, transfer.fee)?;
+        } else if self.fee_account == transfer.receiver {
+            receiver.balance = credit(receiver.balance, transfer.fee)?;
+        } else {
+            let mut fees = self.account(&self.fee_account);
+            fees.balance = credit(fees.balance, transfer.fee)?;
+            writes.push((self.fee_account, fees));
+        }
+        writes.insert(0, (transfer.receiver, receiver));
+        writes.insert(0, (transfer.sender, sender));
+        Ok(Staged {
+            id: signed.id(),
+            writes,
+        })
+    }
+
+    /// Phase two: writes the staged values. Nothing here can fail.
+    fn write(&mut self, staged: Staged) -> Applied {
+        for (owner, account) in &staged.writes {
+            self.tree.insert(*owner, *account);
+        }
+        Applied {
+            id: staged.id,
+            accounts: staged.writes,
+        }
+    }
+}
+
+fn credit(balance: u64, units: u64) -> Result<u64, Rejection> {
+    balance.checked_add(units).ok_or(Rejection::BalanceOverflow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesis::tests::{key, sample};
+    use crate::keys::SecretKey;
+    use crate::transfer::Transfer;
+
+    fn secret(seed: u8) -> SecretKey {
+        SecretKey::from_seed(&[seed; 32])
+    }
+
+    fn transfer(
+        ledger: &Ledger,
+        from: u8,
+        to: u8,
+        amount: u64,
+        fee: u64,
+        seq: u64,
+    ) -> SignedTransfer {
+        let sender = secret(from);
+        let body = Transfer::new(
+            ledger.network_id(),
+            sender.public_key(),
+            key(to),
+            amount,
+            fee,
+            seq,
+            "",
+        );
+        SignedTransfer::sign(body, &sender)
+    }
+
+    fn ledger() -> Ledger {
+        Ledger::from_genesis(&sample())
+    }
+
+    #[test]
+    fn a_transfer_moves_amount_and_fee() {
+        let mut ledger = ledger();
+        let signed = transfer(&ledger, 1, 3, 400, 2, 1);
+        let applied = ledger.apply(&signed).expect("applies");
+
+        assert_eq!(applied.id, signed.id());
+        assert_eq!(
+            ledger.account(&key(1)),
+            Account {
+                balance: 9_598,
+                next_sequence: 2
+            }
+        );
+        assert_eq!(
+            ledger.account(&key(3)),
+            Account {
+                balance: 400,
+                next_sequence: 1
+            }
+        );
+        assert_eq!(ledger.account(&key(200)).balance, 2);
+        assert_eq!(ledger.total_supply(), 10_500);
+        assert_eq!(applied.accounts.len(), 3);
+    }
+
+    #[test]
+    fn replay_and_gap_are_bad_sequences() {
+        let mut ledger = ledger();
+        let first = transfer(&ledger, 1, 3, 10, 1, 1);
+        ledger.apply(&first).expect("applies");
+
+        let root = ledger.state_root();
+        assert_eq!(
+            ledger.apply(&first),
+            Err(Rejection::BadSequence {
+                expected: 2,
+                got: 1
+            })
+        );
+        let gap = transfer(&ledger, 1, 3, 10, 1, 3);
+        assert_eq!(
+            ledger.apply(&gap),
+            Err(Rejection::BadSequence {
+                expected: 2,
+                got: 3
+            })
+        );
+        assert_eq!(ledger.state_root(), root);
+    }
+
+    #[test]
+    fn sequence_u64_max_is_refused_without_overflow() {
+        let mut ledger = ledger();
+        let max = transfer(&ledger, 1, 3, 10, 1, u64::MAX);
+        assert_eq!(
+            ledger.apply(&max),
+            Err(Rejection::BadSequence {
+                expected: 1,
+                got: u64::MAX
+            })
+        );
+
+        // An account whose next sequence is u64::MAX can never advance past it.
+        let genesis = sample();
+        let exhausted = Account {
+            balance: 10_000,
+            next_sequence: u64::MAX,
+        };
+        let accounts = [
+            (key(1), exhausted),
+            (
+                key(2),
+                Account {
+                    balance: 500,
+                    next_sequence: 1,
+                },
+            ),
+        ];
+        let fees = (key(200), Account::default());
+        let mut ledger = Ledger::from_accounts(&genesis, accounts.into_iter().chain([fees]))
+            .expect("valid state");
+        let last = transfer(&ledger, 1, 3, 10, 1, u64::MAX);
+        assert_eq!(ledger.apply(&last), Err(Rejection::SequenceExhausted));
+    }
+
+    #[test]
+    fn each_broken_rule_has_its_rejection() {
+        let mut ledger = ledger();
+        let network = ledger.network_id();
+
+        let mut other_network = transfer(&ledger, 1, 3, 10, 1, 1);
+        other_network.transfer.network_id = Hash::digest(b"other");
+        let other_network = SignedTransfer::sign(other_network.transfer, &secret(1));
+        assert_eq!(
+            ledger.apply(&other_network),
+            Err(Rejection::WrongNetwork {
+                expected: network,
+                got: Hash::digest(b"other")
+            })
+        );
+
+        let mut forged = transfer(&ledger, 1, 3, 10, 1, 1);
+        forged.transfer.amount = 11;
+        assert_eq!(ledger.apply(&forged), Err(Rejection::BadSignature));
+
+        let cases = [
+            (transfer(&ledger, 1, 1, 10, 1, 1), Rejection::SelfTransfer),
+            (transfer(&ledger, 1, 3, 0, 1, 1), Rejection::ZeroAmount),
+            (
+                transfer(&ledger, 1, 3, 10, 0, 1),
+                Rejection::FeeTooLow { minimum: 1, got: 0 },
+            ),
+            (
+                transfer(&ledger, 2, 3, 500, 1, 1),
+                Rejection::InsufficientFunds {
+                    balance: 500,
+                    amount: 500,
+                    fee: 1,
+                },
+            ),
+            (
+                transfer(&ledger, 2, 3, u64::MAX, 1, 1),
+                Rejection::InsufficientFunds {
+                    balance: 500,
+                    amount: u64::MAX,
+                    fee: 1,
+                },
+            ),
+            (
+                transfer(&ledger, 3, 1, 1, 1, 1),
+                Rejection::InsufficientFunds {
+                    balance: 0,
+                    amount: 1,
+                    fee: 1,
+                },
+            ),
+        ];
+        let root = ledger.state_root();
+        for (signed, expected) in cases {
+            assert_eq!(ledger.check(&signed), Err(expected.clone()));
+            assert_eq!(ledger.apply(&signed), Err(expected));
+        }
+        assert_eq!(ledger.state_root(), root);
+        assert!(
+            !ledger.contains(&key(3)),
+            "a rejected transfer creates no account"
+        );
+    }
+
+    #[test]
+    fn fee_account_as_sender_or_receiver_is_credited_once() {
+        let mut genesis = sample();
+        genesis.fee_account = key(1);
+        let mut ledger = Ledger::from_genesis(&genesis);
+
+        // The fee account pays: it loses only the amount.
+        ledger
+            .apply(&transfer(&ledger, 1, 2, 100, 5, 1))
+            .expect("applies");
+        assert_eq!(ledger.account(&key(1)).balance, 9_900);
+        assert_eq!(ledger.account(&key(2)).balance, 600);
+
+        // The fee account is paid: it gains amount and fee.
+        let applied = ledger
+            .apply(&transfer(&ledger, 2, 1, 100, 5, 1))
+            .expect("applies");
+        assert_eq!(ledger.account(&key(1)).balance, 10_005);
+        assert_eq!(ledger.account(&key(2)).balance, 495);
+        assert_eq!(applied.accounts.len(), 2);
+        assert_eq!(ledger.total_supply(), 10_500);
+    }
+
+    #[test]
+    fn a_failing_block_changes_nothing() {
+        let mut ledger = ledger();
+        let root = ledger.state_root();
+        let block = [
+            transfer(&ledger, 1, 3, 10, 1, 1),
+            transfer(&ledger, 1, 3, 10, 1, 2),
+            transfer(&ledger, 2, 3, 10_000, 1, 1),
+        ];
+        let expected = Rejection::InsufficientFunds {
+            balance: 500,
+            amount: 10_000,
+            fee: 1,
+        };
+        assert_eq!(ledger.apply_block(&block), Err((2, expected)));
+        assert_eq!(ledger.state_root(), root);
+        assert_eq!(ledger.account(&key(1)).next_sequence, 1);
+
+        let effects = ledger.apply_block(&block[..2]).expect("applies");
+        assert_eq!(effects.applied.len(), 2);
+        assert_eq!(effects.state_root, ledger.state_root());
+        assert_eq!(effects.changed.len(), 3);
+        assert_eq!(effects.changed[&key(3)].balance, 20);
+    }
+
+    #[test]
+    fn block_reports_the_first_failure_in_order() {
+        let ledger = ledger();
+        let mut bad_signature = transfer(&ledger, 2, 3, 1, 1, 1);
+        bad_signature.signature.0[1] ^= 1;
+        let block = [transfer(&ledger, 1, 3, 1, 1, 2), bad_signature];
+        assert_eq!(
+            ledger.preview_block(&block).map(|_| ()),
+            Err((
+                0,
+                Rejection::BadSequence {
+                    expected: 1,
+                    got: 2
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn reloaded_accounts_give_the_same_root() {
+        let genesis = sample();
+        let mut ledger = Ledger::from_genesis(&genesis);
+        ledger
+            .apply(&transfer(&ledger, 1, 3, 10, 1, 1))
+            .expect("applies");
+
+        let reloaded = Ledger::from_accounts(&genesis, ledger.accounts()).expect("valid");
+        assert_eq!(reloaded.state_root(), ledger.state_root());
+
+        let mut short: Vec<_> = ledger.accounts().collect();
+        short.retain(|(owner, _)| *owner != key(3));
+        assert_eq!(
+            Ledger::from_accounts(&genesis, short).err(),
+            Some(LoadError::SupplyMismatch {
+                expected: 10_500,
+                got: 10_490
+            })
+        );
+        let doubled = ledger.accounts().chain(ledger.accounts().take(1));
+        assert!(matches!(
+            Ledger::from_accounts(&genesis, doubled),
+            Err(LoadError::DuplicateAccount(_))
+        ));
+    }
+
+    #[test]
+    fn verified_paths_skip_the_signature_check_only() {
+        let mut ledger = ledger();
+        let signed = transfer(&ledger, 1, 3, 10, 1, 1);
+        let verified = signed.clone().into_verified().expect("good signature");
+        assert_eq!(ledger.check_verified(&verified), Ok(signed.id()));
+        ledger.apply_verified(&verified).expect("applies");
+        assert_eq!(
+            ledger.apply_verified(&verified),
+            Err(Rejection::BadSequence {
+                expected: 2,
+                got: 1
+            })
+        );
+    }
+
+    #[test]
+    fn codes_and_messages_are_for_people() {
+        let rejection = Rejection::InsufficientFunds {
+            balance: 500,
+            amount: 1000,
+            fee: 1,
+        };
+        assert_eq!(rejection.code(), "insufficient_funds");
+        assert_eq!(
+            rejection.message(Decimals::DEFAULT),
+            "balance 5.00 does not cover amount 10.00 plus fee 0.01"
+        );
+        assert_eq!(
+            Rejection::BadSequence {
+                expected: 2,
+                got: 1
+            }
+            .code(),
+            "bad_sequence"
+        );
+        assert_eq!(Rejection::BadSignature.code(), "bad_signature");
+    }
+}
