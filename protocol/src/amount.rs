@@ -192,7 +192,7 @@ fn check_grammar(text: &str, decimals: Decimals) -> Result<(), AmountError> {
         return Err(AmountError::LeadingPlus);
     }
     if let Some(rest) = text.strip_prefix('-') {
-        let is_zero = !rest.is_empty() && rest.bytes().all(|b| b == b'0' || b == b'.');
+        let is_zero = rest.contains('0') && rest.bytes().all(|b| b == b'0' || b == b'.');
         return Err(if is_zero {
             AmountError::NegativeZero
         } else {
@@ -289,6 +289,7 @@ mod tests {
             ("-0.00", AmountError::NegativeZero),
             ("-1", AmountError::Negative),
             ("-", AmountError::Negative),
+            ("-.", AmountError::Negative),
             ("+5", AmountError::LeadingPlus),
             ("1e3", AmountError::Exponent),
             ("1E3", AmountError::Exponent),

@@ -103,7 +103,8 @@ impl Block {
     }
 
     /// Decodes canonical bytes and checks every transfer's form. Nothing is checked against
-    /// a ledger here; see [`validate_block`].
+    /// a ledger here; see [`validate_block`]. Callers bound the input to the genesis
+    /// `max_block_bytes` first, as a block can be no longer.
     pub fn decode(bytes: &[u8]) -> Result<Block, BlockDecodeError> {
         let block: Block = encoding::decode_canonical(bytes)?;
         for (index, signed) in block.transfers.iter().enumerate() {
@@ -148,14 +149,15 @@ impl BlockContext {
 /// Why a candidate transfer was left out of a built block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeftOut {
-    /// It does not apply after the transfers before it.
+    /// It does not apply after the transfers taken before it. A `BadSequence` whose `got` is
+    /// above `expected` may still apply in a later block, once the missing ones do.
     Rejected(Rejection),
     /// The block reached its transfer count or byte limit; it may fit in a later block.
     BlockFull,
 }
 
 /// A block made by [`build_block`], with the ledger after it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct BuiltBlock {
     /// The block, with both roots filled in.
     pub block: Block,
@@ -307,7 +309,7 @@ pub enum BlockError {
 }
 
 /// A block that passed [`validate_block`], with the ledger after it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ValidBlock {
     /// The ledger after the block; the caller keeps it when the block is committed.
     pub ledger: Ledger,

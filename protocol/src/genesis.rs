@@ -267,6 +267,11 @@ impl Genesis {
     }
 
     /// The sum of all allocations: the supply, which every later state conserves.
+    ///
+    /// # Panics
+    ///
+    /// If the allocations overflow a `u64`, which [`Genesis::validate`] refuses: call it only
+    /// on a validated genesis, such as one from [`Genesis::from_toml`].
     pub fn total_supply(&self) -> u64 {
         self.allocations
             .iter()

@@ -155,6 +155,17 @@ impl<'de> Deserialize<'de> for PublicKey {
     }
 }
 
+/// Why text is not a key file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFileError {
+    /// The seed line is not 64 characters long.
+    #[error("a key file holds a 64-character hex seed, got {0} characters")]
+    WrongLength(usize),
+    /// The seed line has a character outside `0-9a-f`.
+    #[error("a key file seed is lowercase hex (0-9, a-f)")]
+    NotHex,
+}
+
 /// A secret signing key. Holds the 32-byte seed; the public key is always derived from it.
 ///
 /// Its `Debug` output never shows the seed, and it has no `Display`.
@@ -170,6 +181,35 @@ impl SecretKey {
     /// The 32-byte seed, for writing to a key file. Handle with care.
     pub fn seed(&self) -> [u8; 32] {
         self.0.to_bytes()
+    }
+
+    /// The text of a key file: the seed as 64 lowercase hex characters and a newline.
+    ///
+    /// The public key is not written: it is always derived from the seed on load, so a file
+    /// cannot pair a seed with someone else's key.
+    pub fn to_key_file(&self) -> String {
+        format!("{}\n", hex::encode(self.seed()))
+    }
+
+    /// Reads a key file written by [`SecretKey::to_key_file`]. One trailing newline (`\n` or
+    /// `\r\n`) is allowed; anything else besides the 64 hex characters is refused.
+    pub fn from_key_file(text: &str) -> Result<SecretKey, KeyFileError> {
+        let line = text
+            .strip_suffix('\n')
+            .map_or(text, |rest| rest.strip_suffix('\r').unwrap_or(rest));
+        if line.len() != 64 {
+            return Err(KeyFileError::WrongLength(line.len()));
+        }
+        if !line
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(KeyFileError::NotHex);
+        }
+
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(line, &mut seed).map_err(|_| KeyFileError::NotHex)?;
+        Ok(SecretKey::from_seed(&seed))
     }
 
     /// The public key (the account) derived from this seed.
@@ -337,6 +377,32 @@ mod tests {
         let shown = format!("{secret:?}");
         assert!(!shown.contains(&hex::encode(secret.seed())));
         assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn key_file_holds_the_seed_and_derives_the_key() {
+        let secret = key(11);
+        let text = secret.to_key_file();
+        assert_eq!(text, format!("{}\n", hex::encode([11u8; 32])));
+        let loaded = SecretKey::from_key_file(&text).expect("valid key file");
+        assert_eq!(loaded.public_key(), secret.public_key());
+
+        let windows = text.replace('\n', "\r\n");
+        assert!(SecretKey::from_key_file(&windows).is_ok());
+        assert!(matches!(
+            SecretKey::from_key_file(&text[..10]),
+            Err(KeyFileError::WrongLength(10))
+        ));
+        let upper = text.to_uppercase();
+        assert!(matches!(
+            SecretKey::from_key_file(&upper),
+            Err(KeyFileError::NotHex)
+        ));
+        let spaced = format!(" {text}");
+        assert!(matches!(
+            SecretKey::from_key_file(&spaced),
+            Err(KeyFileError::WrongLength(65))
+        ));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! sequence number and let old transfers be replayed.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -71,17 +72,6 @@ pub enum Rejection {
     /// The signature does not verify under the sender's key.
     #[error("signature does not verify under the sender's key")]
     BadSignature,
-    /// The sequence number is not the sender's next one (a replay, a gap, or a race lost).
-    #[error("sequence {got} is not the sender's next sequence {expected}")]
-    BadSequence {
-        /// The sender's next sequence.
-        expected: u64,
-        /// The transfer's sequence.
-        got: u64,
-    },
-    /// The sender has used every sequence number there is.
-    #[error("sender's sequence numbers are exhausted")]
-    SequenceExhausted,
     /// Sender and receiver are the same account.
     #[error("sender and receiver are the same account")]
     SelfTransfer,
@@ -96,6 +86,17 @@ pub enum Rejection {
         /// The transfer's fee.
         got: u64,
     },
+    /// The sequence number is not the sender's next one (a replay, a gap, or a race lost).
+    #[error("sequence {got} is not the sender's next sequence {expected}")]
+    BadSequence {
+        /// The sender's next sequence.
+        expected: u64,
+        /// The transfer's sequence.
+        got: u64,
+    },
+    /// The sender has used every sequence number there is.
+    #[error("sender's sequence numbers are exhausted")]
+    SequenceExhausted,
     /// The sender's balance does not cover amount + fee.
     #[error("balance {balance} units does not cover amount {amount} + fee {fee} units")]
     InsufficientFunds {
@@ -120,13 +121,24 @@ impl Rejection {
             Rejection::MemoTooLong { .. } => "memo_too_long",
             Rejection::WrongNetwork { .. } => "wrong_network",
             Rejection::BadSignature => "bad_signature",
-            Rejection::BadSequence { .. } => "bad_sequence",
-            Rejection::SequenceExhausted => "sequence_exhausted",
             Rejection::SelfTransfer => "self_transfer",
             Rejection::ZeroAmount => "zero_amount",
             Rejection::FeeTooLow { .. } => "fee_too_low",
+            Rejection::BadSequence { .. } => "bad_sequence",
+            Rejection::SequenceExhausted => "sequence_exhausted",
             Rejection::InsufficientFunds { .. } => "insufficient_funds",
             Rejection::BalanceOverflow => "balance_overflow",
+        }
+    }
+
+    /// Whether the transfer might still apply after later transfers change the ledger: a
+    /// sequence ahead of the sender's next one, or funds that may yet arrive. Every other
+    /// rejection is final for this transfer (a sequence behind the next one was used already).
+    pub fn may_apply_later(&self) -> bool {
+        match self {
+            Rejection::BadSequence { expected, got } => got > expected,
+            Rejection::InsufficientFunds { .. } => true,
+            _ => false,
         }
     }
 
@@ -246,6 +258,7 @@ pub struct Ledger {
 
 impl Ledger {
     /// The state at genesis: the allocations, plus the fee account at zero if it has none.
+    /// `genesis` must be validated (see [`Genesis::total_supply`]).
     pub fn from_genesis(genesis: &Genesis) -> Ledger {
         let mut tree = StateTree::new();
         tree.insert(genesis.fee_account, Account::default());
@@ -304,6 +317,16 @@ impl Ledger {
     /// The id of the network this ledger belongs to.
     pub fn network_id(&self) -> Hash {
         self.network_id
+    }
+
+    /// The least fee a transfer must carry, in units.
+    pub fn min_fee(&self) -> u64 {
+        self.min_fee
+    }
+
+    /// The account every fee goes to.
+    pub fn fee_account(&self) -> PublicKey {
+        self.fee_account
     }
 
     /// `owner`'s account; the fresh account (balance 0, next sequence 1) if never written.
@@ -437,23 +460,10 @@ impl Ledger {
         signed: &SignedTransfer,
         signature: SignatureCheck,
     ) -> Result<Staged, Rejection> {
+        self.check_stateless(signed, signature)?;
         let transfer = &signed.transfer;
 
-        // Rules that need no state, in the order the docs list them.
-        transfer.check_form()?;
-        if transfer.network_id != self.network_id {
-            return Err(Rejection::WrongNetwork {
-                expected: self.network_id,
-                got: transfer.network_id,
-            });
-        }
-        let verified = match signature {
-            SignatureCheck::Verify => signed.verify_signature(),
-            SignatureCheck::Known(outcome) => outcome,
-        };
-        verified.map_err(|BadSignature| Rejection::BadSignature)?;
-
-        // Copy the sender's account and check its sequence and funds.
+        // Debit a copy of the sender's account and advance its sequence.
         let mut sender = self.account(&transfer.sender);
         if transfer.sequence != sender.next_sequence {
             return Err(Rejection::BadSequence {
@@ -461,28 +471,15 @@ impl Ledger {
                 got: transfer.sequence,
             });
         }
-        if transfer.sender == transfer.receiver {
-            return Err(Rejection::SelfTransfer);
-        }
-        if transfer.amount == 0 {
-            return Err(Rejection::ZeroAmount);
-        }
-        if transfer.fee < self.min_fee {
-            return Err(Rejection::FeeTooLow {
-                minimum: self.min_fee,
-                got: transfer.fee,
-            });
-        }
         let insufficient = Rejection::InsufficientFunds {
             balance: sender.balance,
             amount: transfer.amount,
             fee: transfer.fee,
         };
-        let debit = transfer
-            .amount
-            .checked_add(transfer.fee)
-            .ok_or(insufficient.clone())?;
-        sender.balance = sender.balance.checked_sub(debit).ok_or(insufficient)?;
+        let debit = transfer.amount.checked_add(transfer.fee);
+        sender.balance = debit
+            .and_then(|debit| sender.balance.checked_sub(debit))
+            .ok_or(insufficient)?;
         sender.next_sequence = sender
             .next_sequence
             .checked_add(1)
@@ -491,11 +488,7 @@ impl Ledger {
         // Credit the receiver, and the fee account, which may be either party: the fee then
         // lands on that party's copy so the two writes cannot overwrite each other.
         let mut receiver = self.account(&transfer.receiver);
-        receiver.balance = receiver
-            .balance
-            .checked_add(transfer.amount)
-            .ok_or(Rejection::BalanceOverflow)?;
-
+        receiver.balance = credit(receiver.balance, transfer.amount)?;
         let mut writes = Vec::with_capacity(3);
         if self.fee_account == transfer.sender {
             sender.balance = credit(sender.balance, transfer.fee)?;
@@ -514,15 +507,77 @@ impl Ledger {
         })
     }
 
+    /// The rules that need no account state, in the order the docs list them. A transfer
+    /// refused here can never apply, whatever happens to the ledger.
+    fn check_stateless(
+        &self,
+        signed: &SignedTransfer,
+        signature: SignatureCheck,
+    ) -> Result<(), Rejection> {
+        let transfer = &signed.transfer;
+        transfer.check_form()?;
+        if transfer.network_id != self.network_id {
+            return Err(Rejection::WrongNetwork {
+                expected: self.network_id,
+                got: transfer.network_id,
+            });
+        }
+
+        let verified = match signature {
+            SignatureCheck::Verify => signed.verify_signature(),
+            SignatureCheck::Known(outcome) => outcome,
+        };
+        verified.map_err(|BadSignature| Rejection::BadSignature)?;
+
+        if transfer.sender == transfer.receiver {
+            return Err(Rejection::SelfTransfer);
+        }
+        if transfer.amount == 0 {
+            return Err(Rejection::ZeroAmount);
+        }
+        if transfer.fee < self.min_fee {
+            return Err(Rejection::FeeTooLow {
+                minimum: self.min_fee,
+                got: transfer.fee,
+            });
+        }
+        Ok(())
+    }
+
     /// Phase two: writes the staged values. Nothing here can fail.
     fn write(&mut self, staged: Staged) -> Applied {
+        // The staged accounts are distinct, so in debug builds check that their total, and so
+        // the supply, does not change.
+        let total = |ledger: &Ledger| -> u128 {
+            let balances = staged
+                .writes
+                .iter()
+                .map(|(owner, _)| ledger.account(owner).balance);
+            balances.map(u128::from).sum()
+        };
+        let before = cfg!(debug_assertions).then(|| total(self));
+
         for (owner, account) in &staged.writes {
             self.tree.insert(*owner, *account);
+        }
+
+        if let Some(before) = before {
+            assert_eq!(before, total(self), "a transfer must conserve supply");
         }
         Applied {
             id: staged.id,
             accounts: staged.writes,
         }
+    }
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("network_id", &self.network_id)
+            .field("accounts", &self.tree.len())
+            .field("state_root", &self.state_root())
+            .finish_non_exhaustive()
     }
 }
 
@@ -717,6 +772,19 @@ mod tests {
     }
 
     #[test]
+    fn rules_that_need_no_state_come_first() {
+        let ledger = ledger();
+        // Wrong sequence and self-transfer at once: the stateless rule wins.
+        let both = transfer(&ledger, 1, 1, 10, 1, 7);
+        assert_eq!(ledger.check(&both), Err(Rejection::SelfTransfer));
+        let broke_and_cheap = transfer(&ledger, 3, 1, 10, 0, 1);
+        assert_eq!(
+            ledger.check(&broke_and_cheap),
+            Err(Rejection::FeeTooLow { minimum: 1, got: 0 })
+        );
+    }
+
+    #[test]
     fn fee_account_as_sender_or_receiver_is_credited_once() {
         let mut genesis = sample();
         genesis.fee_account = key(1);
@@ -846,5 +914,22 @@ mod tests {
             "bad_sequence"
         );
         assert_eq!(Rejection::BadSignature.code(), "bad_signature");
+
+        assert!(
+            Rejection::BadSequence {
+                expected: 2,
+                got: 3
+            }
+            .may_apply_later()
+        );
+        assert!(
+            !Rejection::BadSequence {
+                expected: 2,
+                got: 1
+            }
+            .may_apply_later()
+        );
+        assert!(rejection.may_apply_later());
+        assert!(!Rejection::SelfTransfer.may_apply_later());
     }
 }

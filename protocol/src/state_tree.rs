@@ -25,6 +25,7 @@
 //! rebuilds the tree at start. The hashing here is small enough to specify in
 //! `docs/protocol.md` for independent auditors.
 
+use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -286,6 +287,15 @@ impl StateTree {
             siblings,
             leaf: None,
         }
+    }
+}
+
+impl fmt::Debug for StateTree {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateTree")
+            .field("accounts", &self.len)
+            .field("root", &self.root())
+            .finish()
     }
 }
 

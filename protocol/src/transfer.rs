@@ -73,6 +73,9 @@ pub enum TransferError {
     /// The bytes decode, but the body breaks a rule of form.
     #[error(transparent)]
     Form(#[from] FormError),
+    /// More bytes than any valid signed transfer takes.
+    #[error("{0} bytes is longer than any valid transfer ({MAX_SIGNED_TRANSFER_BYTES} at most)")]
+    TooLong(usize),
 }
 
 impl Transfer {
@@ -191,6 +194,10 @@ impl SignedTransfer {
     /// Decodes canonical wire bytes and checks the transfer's form (version, memo length).
     /// The signature is not checked here.
     pub fn decode(bytes: &[u8]) -> Result<SignedTransfer, TransferError> {
+        // Refusing oversized input first bounds what decoding can allocate for the memo.
+        if bytes.len() > MAX_SIGNED_TRANSFER_BYTES {
+            return Err(TransferError::TooLong(bytes.len()));
+        }
         let signed: SignedTransfer = encoding::decode_canonical(bytes)?;
         signed.transfer.check_form()?;
         Ok(signed)
@@ -513,6 +520,16 @@ mod tests {
         assert_eq!(
             SignedTransfer::decode(&bytes),
             Err(TransferError::Decode(DecodeError::TrailingBytes(1)))
+        );
+    }
+
+    #[test]
+    fn oversized_input_is_refused_before_decoding() {
+        let mut bytes = sample(&"a".repeat(140)).encode();
+        bytes.extend_from_slice(&[0; 40]);
+        assert_eq!(
+            SignedTransfer::decode(&bytes),
+            Err(TransferError::TooLong(bytes.len()))
         );
     }
 

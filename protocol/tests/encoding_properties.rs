@@ -2,10 +2,11 @@
 
 use proptest::prelude::*;
 use protocol::amount::{Decimals, format_amount, parse_amount};
-use protocol::block::Block;
+use protocol::block::{Block, BlockContext, build_block, validate_block};
+use protocol::genesis::{Allocation, Genesis, Validator};
 use protocol::hash::Hash;
 use protocol::keys::SecretKey;
-use protocol::ledger::Account;
+use protocol::ledger::{Account, Ledger};
 use protocol::state_tree::StateTree;
 use protocol::transfer::{SignedTransfer, Transfer};
 
@@ -44,8 +45,70 @@ fn signed_transfer() -> impl Strategy<Value = SignedTransfer> {
         })
 }
 
+/// A small network and a valid first block with a few transfers.
+fn network_and_block() -> (Genesis, Ledger, Block) {
+    let key = |seed: u8| SecretKey::from_seed(&[seed; 32]);
+    let genesis = Genesis {
+        network: "mutations".into(),
+        decimals: Decimals::DEFAULT,
+        min_fee: 1,
+        fee_account: key(50).public_key(),
+        max_supply: 1_000_000,
+        max_block_transfers: 100,
+        max_block_bytes: 100_000,
+        validators: vec![Validator {
+            name: "v".into(),
+            key: key(51).public_key(),
+        }],
+        allocations: vec![Allocation {
+            account: key(1).public_key(),
+            balance: 10_000,
+        }],
+    };
+    let ledger = Ledger::from_genesis(&genesis);
+    let candidates = (1..=4).map(|sequence| {
+        let body = Transfer::new(
+            ledger.network_id(),
+            key(1).public_key(),
+            key(2).public_key(),
+            100 * sequence,
+            1,
+            sequence,
+            "m",
+        );
+        SignedTransfer::sign(body, &key(1))
+            .into_verified()
+            .expect("good signature")
+    });
+    let context = BlockContext::after(None, key(51).public_key(), 1);
+    let block = build_block(&ledger, &genesis, context, candidates).block;
+    (genesis, ledger, block)
+}
+
 proptest! {
     #![proptest_config(config())]
+
+    #[test]
+    fn mutated_blocks_never_panic_and_validate_only_if_just_the_time_changed(
+        position in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        let (genesis, ledger, block) = network_and_block();
+        let mut bytes = block.encode();
+        let at = position.index(bytes.len());
+        bytes[at] ^= flip;
+
+        // Any changed byte either breaks the encoding or breaks a rule that validation checks
+        // (the hash chain, a root, a signature, a sequence). The one exception is the
+        // timestamp, whose rules belong to consensus, not to `validate_block`.
+        if let Ok(mutated) = Block::decode(&bytes)
+            && validate_block(&ledger, &genesis, None, &mutated).is_ok()
+        {
+            let mut restored = mutated;
+            restored.header.timestamp_ms = block.header.timestamp_ms;
+            prop_assert_eq!(restored, block);
+        }
+    }
 
     #[test]
     fn formatted_amounts_parse_back(units in any::<u64>(), places in 0u8..=8) {
