@@ -248,12 +248,14 @@ pub struct Signature(pub [u8; 64]);
 pub struct BadSignature;
 
 impl Signature {
-    /// Strict verification: rejects a non-canonical S, small-order R and small-order keys.
+    /// Checks the signature under Tally's rule (see [`crate::verification`]): canonical S,
+    /// canonical R not of small order, and the cofactored verification equation.
     pub fn verify(&self, key: &PublicKey, message: &[u8]) -> Result<(), BadSignature> {
-        let signature = ed25519_dalek::Signature::from_bytes(&self.0);
-        key.verifying_key()
-            .verify_strict(message, &signature)
-            .map_err(|_| BadSignature)
+        crate::verification::verify_one(crate::verification::SignedMessage {
+            key,
+            signature: self,
+            message,
+        })
     }
 
     /// Lowercase hex, 128 characters.

@@ -9,11 +9,12 @@
 //! their decimal text), [`encoding`] (canonical postcard), [`transfer`] and [`batch`] (what is
 //! signed and how it is checked), [`genesis`] (a network's rules), [`ledger`] and
 //! [`state_tree`] (what applying a transfer does, and the state root), [`merkle`] and
-//! [`block`] (what validators agree on). `docs/protocol.md` specifies the bytes.
+//! [`block`] (what validators agree on), [`consensus`] (how they agree). `docs/protocol.md` specifies the bytes.
 
 pub mod amount;
 pub mod batch;
 pub mod block;
+pub mod consensus;
 pub mod encoding;
 pub mod genesis;
 pub mod hash;
@@ -22,6 +23,7 @@ pub mod ledger;
 pub mod merkle;
 pub mod state_tree;
 pub mod transfer;
+pub mod verification;
 
 pub use amount::{Decimals, format_amount, parse_amount, parse_positive_amount};
 pub use block::{Block, BlockHeader, build_block, validate_block};
