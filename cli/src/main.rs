@@ -1,5 +1,90 @@
-//! The `tally` binary.
+//! The `tally` binary: wallet keys, genesis files, chain log export and the auditor.
+//!
+//! Each command lives in its own module; this file only parses the command line and maps a
+//! command's outcome to the documented exit code.
 
-fn main() {
-    println!("tally {}", env!("CARGO_PKG_VERSION"));
+mod audit;
+mod failure;
+mod files;
+mod genesis;
+mod key;
+mod log;
+mod progress;
+mod source;
+mod stream;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The exit codes, shown under `tally --help`.
+const EXIT_CODES: &str = "Exit codes:\n  0  success\n  1  rejected or failed check \
+    (for example an audit that finds a bad block)\n  2  usage or setup error (bad arguments, \
+    unreadable file, unreachable node)\n\nErrors are one plain line on stderr.";
+
+/// Tally: a payment network run by a federation of operators.
+#[derive(Debug, Parser)]
+#[command(name = "tally", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Print results as JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Every `tally` command; each variant's module does the work.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Wallet key files.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Genesis files.
+    #[command(subcommand)]
+    Genesis(genesis::GenesisCommand),
+    /// Verify a chain log from a file or from nodes against the genesis, trusting nothing.
+    Audit(audit::AuditArgs),
+    /// Chain log files.
+    #[command(subcommand)]
+    Log(log::LogCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    let json = cli.json;
+    let result = match cli.command {
+        Command::Key(command) => key::run(command, json),
+        Command::Genesis(command) => genesis::run(command, json),
+        Command::Audit(args) => audit::run(&args, json),
+        Command::Log(command) => log::run(command, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+/// Help and version go out as clap writes them; a real usage error becomes one line and
+/// exit code 2.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    if !error.use_stderr() {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    // `tally` alone, or a command group alone: the help is the most useful answer.
+    if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = error.print();
+        return ExitCode::from(failure::EXIT_SETUP);
+    }
+    let rendered = error.render().to_string();
+    let line = rendered
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("error: invalid command line");
+    eprintln!("{line}");
+    ExitCode::from(failure::EXIT_SETUP)
 }

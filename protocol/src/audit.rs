@@ -286,6 +286,11 @@ impl Auditor {
         })
     }
 
+    /// The genesis the chain starts from.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
     /// The network id the blocks must carry.
     pub fn network_id(&self) -> Hash {
         self.network_id
