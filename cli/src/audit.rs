@@ -37,6 +37,8 @@ pub struct AuditArgs {
     )]
     file: Option<PathBuf>,
     /// A node's API URL; repeat it to audit several nodes and compare their heads.
+    // TODO: fall back to TALLY_NODE and the devnet's first node (issue 6) once the devnet
+    // exists; a clap `env` here would clash with `--file` whenever TALLY_NODE is set.
     #[arg(long, value_name = "URL")]
     node: Vec<String>,
     /// The genesis file the chain must start from.

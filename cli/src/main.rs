@@ -80,11 +80,16 @@ fn usage_error(error: &clap::Error) -> ExitCode {
         let _ = error.print();
         return ExitCode::from(failure::EXIT_SETUP);
     }
+    // clap spreads one error over several lines (the missing arguments go below the
+    // sentence); keep everything before the usage hint, on one line.
     let rendered = error.render().to_string();
-    let line = rendered
+    let parts: Vec<&str> = rendered
         .lines()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("error: invalid command line");
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+        .filter(|line| !line.is_empty() && !line.starts_with("tip:"))
+        .collect();
+    let line = parts.join(" ");
     eprintln!("{line}");
     ExitCode::from(failure::EXIT_SETUP)
 }

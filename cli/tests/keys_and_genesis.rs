@@ -1,11 +1,11 @@
 //! `tally key` and `tally genesis` as a user runs them: files, modes, output and the exact
 //! error line and exit code for each kind of bad input.
 
-mod common;
+mod fixtures;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{json, stderr, stdout, tally};
+use fixtures::{json, stderr, stdout, tally};
 use protocol::{Genesis, PublicKey};
 
 #[test]
