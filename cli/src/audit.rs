@@ -142,6 +142,21 @@ fn describe(failure: &StreamFailure) -> (&'static str, String) {
     }
 }
 
+/// The height a failure names, when it names one.
+fn failure_height(failure: &StreamFailure) -> Option<u64> {
+    match failure {
+        StreamFailure::Audit(error) => Some(error.height),
+        StreamFailure::Log(
+            LogError::UnknownRecord { height, .. }
+            | LogError::BlockTooLarge { height, .. }
+            | LogError::CertificateTooLarge { height, .. }
+            | LogError::BadBlock { height, .. }
+            | LogError::BadCertificate { height, .. },
+        ) => Some(*height),
+        StreamFailure::Log(_) | StreamFailure::Read(_) => None,
+    }
+}
+
 fn log_kind(error: &LogError) -> &'static str {
     match error {
         LogError::Truncated { .. } | LogError::TruncatedHeader { .. } => "truncated_log",
@@ -230,10 +245,7 @@ fn report_json(genesis: &Genesis, report: &Report) -> Value {
     let summary = &report.outcome.summary;
     let failure = report.outcome.failure.as_ref().map(|failure| {
         let (kind, message) = describe(failure);
-        let height = match failure {
-            StreamFailure::Audit(error) => Some(error.height.to_string()),
-            _ => None,
-        };
+        let height = failure_height(failure).map(|height| height.to_string());
         json!({ "kind": kind, "height": height, "message": message })
     });
     json!({

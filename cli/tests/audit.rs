@@ -88,6 +88,36 @@ fn one_flipped_byte_in_one_transfer_fails_naming_its_height() {
 }
 
 #[test]
+fn a_flipped_byte_that_breaks_decoding_still_names_its_height() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let genesis = write_genesis(dir.path());
+    let blocks = chain(7, 0);
+    let mut bytes = log_bytes(&blocks, 1);
+
+    // The transfer version byte of the first transfer of block 3 (right after the header
+    // and the transfer count) becomes 0x03: the block no longer decodes.
+    let through_two = log_bytes(&blocks[..2], 1);
+    let block_start = through_two.len() - END_BYTES + 1 + 4;
+    let header_len = blocks[2].block.header.encode().len();
+    let version = block_start + header_len + 1;
+    assert_eq!(bytes[version], 1);
+    bytes[version] = 3;
+    let file = write(dir.path(), "undecodable.log", &bytes);
+
+    let output = audit_file(&genesis, &file);
+    assert_eq!(output.status.code(), Some(1));
+    let value = json(&output);
+    assert_eq!(value["failure"]["kind"], "malformed_log");
+    assert_eq!(value["failure"]["height"], "3");
+    assert_eq!(value["height"], "2");
+    let line = stderr(&output);
+    assert!(
+        line.starts_with(&format!("error: audit of {file} failed: height 3: ")),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_dropped_last_block_reports_the_lower_certified_height() {
     let dir = tempfile::tempdir().expect("temp dir");
     let genesis = write_genesis(dir.path());
