@@ -9,7 +9,8 @@
 //! their decimal text), [`encoding`] (canonical postcard), [`transfer`] and [`batch`] (what is
 //! signed and how it is checked), [`genesis`] (a network's rules), [`ledger`] and
 //! [`state_tree`] (what applying a transfer does, and the state root), [`merkle`] and
-//! [`block`] (what validators agree on), [`consensus`] (how they agree). `docs/protocol.md` specifies the bytes.
+//! [`block`] (what validators agree on), [`consensus`] (how they agree), [`receipt`] (proof of
+//! one payment). `docs/protocol.md` specifies the bytes.
 
 pub mod amount;
 pub mod batch;
@@ -21,6 +22,7 @@ pub mod hash;
 pub mod keys;
 pub mod ledger;
 pub mod merkle;
+pub mod receipt;
 pub mod state_tree;
 pub mod transfer;
 pub mod verification;
