@@ -8,7 +8,9 @@
 //! - [`network`]: the libp2p swarm: gossip, block sync requests, peer redial.
 //! - [`mempool`]: transfers waiting for a block.
 //! - [`sigcache`]: signature verdicts, so each signed transfer is verified once.
+//! - [`api`]: the wallet HTTP API and its interface to the node.
 
+pub mod api;
 pub mod config;
 pub mod datadir;
 pub mod init;
