@@ -272,6 +272,8 @@ pub struct Core {
     max_clock_skew: Duration,
     last_commit_at: Instant,
     misbehaviour: Option<Misbehaviour>,
+    /// The (height, round) whose proposal waits for a transfer or the empty-block interval.
+    waiting_build: Option<(Height, Round)>,
 }
 
 impl Core {
@@ -299,6 +301,7 @@ impl Core {
             max_clock_skew: parts.max_clock_skew,
             last_commit_at: Instant::now(),
             misbehaviour: parts.misbehaviour,
+            waiting_build: None,
         }
     }
 
@@ -358,7 +361,12 @@ impl Core {
         match input {
             CoreInput::Submit { transfer, reply } => {
                 let outcome = self.submit(transfer, true).await?;
+                let accepted = outcome == SubmitOutcome::Accepted;
                 let _ = reply.send(outcome);
+                if accepted {
+                    // A proposer waiting for something to propose need wait no longer.
+                    self.build_now().await?;
+                }
             }
             CoreInput::GossipTransfers { transfers, reply } => {
                 let mut any_new = false;
@@ -366,6 +374,9 @@ impl Core {
                     any_new |= self.submit(transfer, false).await? == SubmitOutcome::Accepted;
                 }
                 let _ = reply.send(any_new);
+                if any_new {
+                    self.build_now().await?;
+                }
             }
             CoreInput::Status { id, reply } => {
                 let status = self.transfer_status(&id)?;
@@ -517,6 +528,7 @@ impl Core {
                         let deadline = self.last_commit_at + self.empty_block_interval;
                         self.timers
                             .push(Reverse((deadline, Timer::Build(height, round))));
+                        self.waiting_build = Some((height, round));
                     } else {
                         let value = self.build(height);
                         let input = Input::ProposalValue {
@@ -607,19 +619,30 @@ impl Core {
                     self.republish().await;
                 }
                 Timer::Build(height, round) => {
-                    if self.machine.height() == height && self.machine.round() == round {
-                        let value = self.build(height);
-                        let actions = self.machine.handle(Input::ProposalValue {
-                            height,
-                            round,
-                            value,
-                        });
-                        self.execute(actions).await?;
+                    if self.waiting_build == Some((height, round)) {
+                        self.build_now().await?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Builds the proposal this validator was waiting to build, if any and still current.
+    async fn build_now(&mut self) -> Result<(), HaltError> {
+        let Some((height, round)) = self.waiting_build.take() else {
+            return Ok(());
+        };
+        if self.machine.height() != height || self.machine.round() != round {
+            return Ok(());
+        }
+        let value = self.build(height);
+        let actions = self.machine.handle(Input::ProposalValue {
+            height,
+            round,
+            value,
+        });
+        self.execute(actions).await
     }
 
     /// Publishes again what this validator signed in the current round: gossip sent while
