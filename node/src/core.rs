@@ -41,6 +41,10 @@ use crate::storage::{CommitWrite, IndexedTransfer, Storage, StorageError, Stored
 /// How often newly submitted transfers are flushed to gossip as one batch.
 const OUTBOX_FLUSH: Duration = Duration::from_millis(20);
 
+/// How often the oldest pending transfers are gossiped again. Gossip published while no
+/// peer listened is lost; this is how such transfers still reach the proposers.
+const REGOSSIP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Most transfers in one gossip batch.
 pub const BATCH_MAX: usize = 512;
 
@@ -328,6 +332,8 @@ impl Core {
 
         let mut flush = tokio::time::interval(OUTBOX_FLUSH);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut regossip = tokio::time::interval(REGOSSIP_INTERVAL);
+        regossip.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -339,6 +345,7 @@ impl Core {
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => self.fire_timers().await?,
                 _ = flush.tick() => self.flush_outbox().await,
+                _ = regossip.tick() => self.regossip().await,
             }
             self.publish_status();
         }
@@ -880,6 +887,24 @@ impl Core {
                 })
                 .await;
         }
+    }
+
+    /// Publishes the transfers next in line for a block once more.
+    async fn regossip(&mut self) {
+        let ledger = &self.ledger;
+        let pending = self
+            .mempool
+            .candidates(BATCH_MAX, |sender| ledger.account(sender).next_sequence);
+        if pending.is_empty() {
+            return;
+        }
+        let signed: Vec<_> = pending.iter().map(|t| t.signed().clone()).collect();
+        let data = TransferBatch::of(&signed).encode();
+        let command = Command::Publish {
+            topic: Topic::Transfers,
+            data,
+        };
+        self.network.send(command).await;
     }
 
     fn publish_status(&self) {

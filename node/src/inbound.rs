@@ -220,6 +220,9 @@ impl Inbound {
                 }
                 SyncResponse::Blocks(blocks)
             }
+            // TODO: this node answers block-by-hash but never asks: the consensus machine takes a
+            // proposal only with its proposer's signature, so a missed proposal is recovered
+            // from the proposer's republishing on timeout, or from sync once committed.
             SyncRequest::BlockByHash(hash) => {
                 if let Ok(Some(height)) = self.storage.height_of(&hash) {
                     return SyncResponse::Blocks(self.committed(height).into_iter().collect());

@@ -18,6 +18,9 @@
 //!
 //! Heights and positions are big-endian, so sled's byte order is height order.
 //!
+//! The state tree's inner nodes are not stored: at start the node rebuilds the tree from the
+//! stored accounts and checks its root against the head block's state root.
+//!
 //! This module knows nothing of blocks' structure: callers hand it encoded bytes and the
 //! facts to index (see [`CommitWrite`]), which keeps the on-disk format independent of the
 //! protocol types' evolution and this module easy to test on its own.
@@ -32,6 +35,8 @@ const BLOCK_HASH: u8 = b'h';
 const ACCOUNT: u8 = b'a';
 const TRANSFER: u8 = b't';
 const HISTORY: u8 = b'y';
+// TODO: store the state tree's nodes (prefix `n`) once `protocol::state_tree` exposes them,
+// so a restart with millions of accounts need not rehash the whole tree.
 
 // Meta keys start with `m`, like the other prefixes.
 const META_SAFETY: &[u8] = b"msafety";
