@@ -1,121 +1,101 @@
-//! The `tally` binary: operator commands for now (`tally node init`, `tally node run`).
+//! The `tally` binary: node operation, wallet keys, genesis files, chain log export and the
+//! auditor.
 //!
-//! `tally node run` exits 0 after SIGINT or SIGTERM, and 1 with one line on stderr when it
-//! refuses to start or halts.
-//!
-//! Exit codes: 0 on success, 1 when the command fails (one line on stderr says why), 2 for a
-//! command line that does not parse (clap's own).
+//! Each command lives in its own module; this file only parses the command line and maps a
+//! command's outcome to the documented exit code.
 
-use std::path::{Path, PathBuf};
+mod audit;
+mod failure;
+mod files;
+mod genesis;
+mod key;
+mod log;
+mod node;
+mod progress;
+mod source;
+mod stream;
+mod verify;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tally_node::config::Config;
-use tally_node::core::Misbehaviour;
-use tally_node::datadir;
-use tally_node::run::{self, RunOptions};
+
+/// The exit codes, shown under `tally --help`.
+const EXIT_CODES: &str = "Exit codes:\n  0  success\n  1  rejected or failed check \
+    (for example an audit that finds a bad block)\n  2  usage or setup error (bad arguments, \
+    unreadable file, unreachable node)\n\nErrors are one plain line on stderr.";
 
 /// Tally: a payment network run by a federation of operators.
 #[derive(Debug, Parser)]
-#[command(name = "tally", version)]
+#[command(name = "tally", version, after_help = EXIT_CODES)]
 struct Cli {
+    /// Print results as JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Every `tally` command; each variant's module does the work.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Wallet key files.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Genesis files.
+    #[command(subcommand)]
+    Genesis(genesis::GenesisCommand),
+    /// Verify a chain log from a file or from nodes against the genesis, trusting nothing.
+    Audit(audit::AuditArgs),
+    /// Chain log files.
+    #[command(subcommand)]
+    Log(log::LogCommand),
     /// Run and manage a node.
     #[command(subcommand)]
-    Node(NodeCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum NodeCommand {
-    /// Create a data directory: a new key (mode 0600) and a commented config file.
-    Init {
-        /// The data directory to create.
-        #[arg(long)]
-        dir: PathBuf,
-    },
-    /// Run the node in a data directory until SIGINT or SIGTERM.
-    Run {
-        /// The data directory (made by `tally node init`).
-        #[arg(long)]
-        dir: PathBuf,
-        /// The genesis file; overrides `node.genesis` in the config.
-        #[arg(long)]
-        genesis: Option<PathBuf>,
-        /// Test-only misbehaviour (`invalid-proposals` or `garbage`), for fault tests.
-        #[arg(long, hide = true)]
-        misbehave: Option<String>,
-    },
+    Node(node::NodeCommand),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    let json = cli.json;
     let result = match cli.command {
-        Command::Node(NodeCommand::Init { dir }) => node_init(&dir),
-        Command::Node(NodeCommand::Run {
-            dir,
-            genesis,
-            misbehave,
-        }) => node_run(&dir, genesis, misbehave.as_deref()),
+        Command::Key(command) => key::run(command, json),
+        Command::Genesis(command) => genesis::run(command, json),
+        Command::Audit(args) => audit::run(&args, json),
+        Command::Log(command) => log::run(command, json),
+        Command::Node(command) => node::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
+        Err(failure) => failure.report(),
     }
 }
 
-fn node_init(dir: &Path) -> Result<(), String> {
-    let created = tally_node::init::init(dir).map_err(|error| error.to_string())?;
-
-    // NOTE: scripts and tests read the `address` and `peer_id` lines; keep their form.
-    println!("initialised {}", dir.display());
-    println!("address {}", created.public_key);
-    println!("peer_id {}", created.peer_id);
-    println!("config {}", created.config_path.display());
-    println!("List the address as a validator in the genesis to make this node a validator.");
-    Ok(())
-}
-
-fn node_run(dir: &Path, genesis: Option<PathBuf>, misbehave: Option<&str>) -> Result<(), String> {
-    let config_path = dir.join(datadir::CONFIG_FILE);
-    let config = Config::load(&config_path, std::env::vars()).map_err(|error| error.to_string())?;
-    init_logging(&config.log.level)?;
-
-    let misbehaviour = match misbehave {
-        None => None,
-        Some("invalid-proposals") => Some(Misbehaviour::InvalidProposals),
-        Some("garbage") => Some(Misbehaviour::Garbage),
-        Some(other) => return Err(format!("unknown misbehaviour {other:?}")),
-    };
-    let options = RunOptions {
-        genesis,
-        misbehaviour,
-    };
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
-    runtime
-        .block_on(run::run(dir, config, options))
-        .map_err(|error| error.to_string())
-}
-
-/// Logs to stderr, filtered by the config's `log.level`.
-fn init_logging(level: &str) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .map_err(|error| format!("config field log.level is invalid: {error}"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
-    Ok(())
+/// Help and version go out as clap writes them; a real usage error becomes one line and
+/// exit code 2.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    if !error.use_stderr() {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    // `tally` alone, or a command group alone: the help is the most useful answer.
+    if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = error.print();
+        return ExitCode::from(failure::EXIT_SETUP);
+    }
+    // clap spreads one error over several lines (the missing arguments go below the
+    // sentence); keep everything before the usage hint, on one line.
+    let rendered = error.render().to_string();
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+        .filter(|line| !line.is_empty() && !line.starts_with("tip:"))
+        .collect();
+    let line = parts.join(" ");
+    eprintln!("{line}");
+    ExitCode::from(failure::EXIT_SETUP)
 }

@@ -44,7 +44,7 @@ fn init_prints_the_address_and_writes_a_private_key() {
     assert!(config.contains("# ") && config.contains("[api]"));
 
     let (code, _, stderr) = tally(&["node", "init", "--dir", dir.to_str().unwrap()], &[]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(stderr.contains("already"), "{stderr}");
 }
 
@@ -58,7 +58,7 @@ fn run_refuses_bad_key_genesis_and_foreign_data_dir() {
     // A key readable by group.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
     let (code, stderr) = run_once(&dir, &cluster.genesis_path);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
     assert!(
         stderr.contains("0640") && stderr.contains("node.key"),
@@ -69,7 +69,7 @@ fn run_refuses_bad_key_genesis_and_foreign_data_dir() {
     // A missing genesis, then an invalid one.
     let missing = dir.join("nowhere.toml");
     let (code, stderr) = run_once(&dir, &missing);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(
         stderr.contains("genesis") && stderr.contains("nowhere.toml"),
         "{stderr}"
@@ -77,7 +77,7 @@ fn run_refuses_bad_key_genesis_and_foreign_data_dir() {
     let invalid = dir.join("invalid.toml");
     std::fs::write(&invalid, "network = 5\n").unwrap();
     let (code, stderr) = run_once(&dir, &invalid);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(stderr.contains("invalid"), "{stderr}");
 
     // Start once with the right genesis (recording the network), then with another one.
@@ -90,7 +90,7 @@ fn run_refuses_bad_key_genesis_and_foreign_data_dir() {
     let other_path = dir.join("other-genesis.toml");
     std::fs::write(&other_path, other.to_toml()).unwrap();
     let (code, stderr) = run_once(&dir, &other_path);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(stderr.contains("belongs to network"), "{stderr}");
 }
 

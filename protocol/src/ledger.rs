@@ -429,6 +429,28 @@ impl Ledger {
         self.preview(transfers.iter().zip(checks))
     }
 
+    /// Like [`Ledger::preview_block`], with each transfer's signature outcome computed by the
+    /// caller (an auditor spreads [`crate::batch::verify_batch`] over all cores). A transfer
+    /// whose outcome is an error is rejected as [`Rejection::BadSignature`] in its turn.
+    ///
+    /// # Panics
+    ///
+    /// If `signatures` does not hold exactly one outcome per transfer: that is a bug in the
+    /// caller, not bad input.
+    pub fn preview_block_with_signatures(
+        &self,
+        transfers: &[SignedTransfer],
+        signatures: &[Result<(), BadSignature>],
+    ) -> Result<(Ledger, BlockEffects), (usize, Rejection)> {
+        assert_eq!(
+            transfers.len(),
+            signatures.len(),
+            "one signature outcome per transfer"
+        );
+        let checks = signatures.iter().copied().map(SignatureCheck::Known);
+        self.preview(transfers.iter().zip(checks))
+    }
+
     /// Like [`Ledger::preview_block`], for transfers whose signatures are already verified.
     pub fn preview_block_verified(
         &self,

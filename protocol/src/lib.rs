@@ -9,11 +9,15 @@
 //! their decimal text), [`encoding`] (canonical postcard), [`transfer`] and [`batch`] (what is
 //! signed and how it is checked), [`genesis`] (a network's rules), [`ledger`] and
 //! [`state_tree`] (what applying a transfer does, and the state root), [`merkle`] and
-//! [`block`] (what validators agree on), [`consensus`] (how they agree). `docs/protocol.md` specifies the bytes.
+//! [`block`] (what validators agree on), [`consensus`] (how they agree), [`chain_log`] and
+//! [`audit`] (how anyone checks the result). `docs/protocol.md` and `docs/log-format.md`
+//! specify the bytes.
 
 pub mod amount;
+pub mod audit;
 pub mod batch;
 pub mod block;
+pub mod chain_log;
 pub mod consensus;
 pub mod encoding;
 pub mod genesis;
@@ -26,7 +30,9 @@ pub mod transfer;
 pub mod verification;
 
 pub use amount::{Decimals, format_amount, parse_amount, parse_positive_amount};
+pub use audit::{AuditError, AuditFailure, AuditSummary, Auditor, SignatureVerdict};
 pub use block::{Block, BlockHeader, build_block, validate_block};
+pub use chain_log::CertifiedBlock;
 pub use genesis::{Genesis, Validator};
 pub use hash::Hash;
 pub use keys::{PublicKey, SecretKey, Signature};
