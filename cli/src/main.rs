@@ -1,60 +1,101 @@
-//! The `tally` binary: operator commands for now (`tally node init`, `tally node run`).
+//! The `tally` binary: node operation, wallet keys, genesis files, chain log export and the
+//! auditor.
 //!
-//! Exit codes: 0 on success, 1 when the command fails (one line on stderr says why), 2 for a
-//! command line that does not parse (clap's own).
+//! Each command lives in its own module; this file only parses the command line and maps a
+//! command's outcome to the documented exit code.
 
-use std::path::PathBuf;
+mod audit;
+mod failure;
+mod files;
+mod genesis;
+mod key;
+mod log;
+mod node;
+mod progress;
+mod source;
+mod stream;
+mod verify;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The exit codes, shown under `tally --help`.
+const EXIT_CODES: &str = "Exit codes:\n  0  success\n  1  rejected or failed check \
+    (for example an audit that finds a bad block)\n  2  usage or setup error (bad arguments, \
+    unreadable file, unreachable node)\n\nErrors are one plain line on stderr.";
+
 /// Tally: a payment network run by a federation of operators.
 #[derive(Debug, Parser)]
-#[command(name = "tally", version)]
+#[command(name = "tally", version, after_help = EXIT_CODES)]
 struct Cli {
+    /// Print results as JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Every `tally` command; each variant's module does the work.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Wallet key files.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Genesis files.
+    #[command(subcommand)]
+    Genesis(genesis::GenesisCommand),
+    /// Verify a chain log from a file or from nodes against the genesis, trusting nothing.
+    Audit(audit::AuditArgs),
+    /// Chain log files.
+    #[command(subcommand)]
+    Log(log::LogCommand),
     /// Run and manage a node.
     #[command(subcommand)]
-    Node(NodeCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum NodeCommand {
-    /// Create a data directory: a new key (mode 0600) and a commented config file.
-    Init {
-        /// The data directory to create.
-        #[arg(long)]
-        dir: PathBuf,
-    },
+    Node(node::NodeCommand),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    let json = cli.json;
     let result = match cli.command {
-        Command::Node(NodeCommand::Init { dir }) => node_init(&dir),
+        Command::Key(command) => key::run(command, json),
+        Command::Genesis(command) => genesis::run(command, json),
+        Command::Audit(args) => audit::run(&args, json),
+        Command::Log(command) => log::run(command, json),
+        Command::Node(command) => node::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
+        Err(failure) => failure.report(),
     }
 }
 
-fn node_init(dir: &std::path::Path) -> Result<(), String> {
-    let created = tally_node::init::init(dir).map_err(|error| error.to_string())?;
-
-    // NOTE: scripts and tests read the `address` and `peer_id` lines; keep their form.
-    println!("initialised {}", dir.display());
-    println!("address {}", created.public_key);
-    println!("peer_id {}", created.peer_id);
-    println!("config {}", created.config_path.display());
-    println!("List the address as a validator in the genesis to make this node a validator.");
-    Ok(())
+/// Help and version go out as clap writes them; a real usage error becomes one line and
+/// exit code 2.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    if !error.use_stderr() {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    // `tally` alone, or a command group alone: the help is the most useful answer.
+    if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = error.print();
+        return ExitCode::from(failure::EXIT_SETUP);
+    }
+    // clap spreads one error over several lines (the missing arguments go below the
+    // sentence); keep everything before the usage hint, on one line.
+    let rendered = error.render().to_string();
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+        .filter(|line| !line.is_empty() && !line.starts_with("tip:"))
+        .collect();
+    let line = parts.join(" ");
+    eprintln!("{line}");
+    ExitCode::from(failure::EXIT_SETUP)
 }

@@ -286,6 +286,11 @@ impl Auditor {
         })
     }
 
+    /// The genesis the chain starts from.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
     /// The network id the blocks must carry.
     pub fn network_id(&self) -> Hash {
         self.network_id
@@ -418,7 +423,9 @@ impl Auditor {
             .sum();
         if before != after {
             let expected = self.genesis.total_supply();
-            let got = u128::from(expected) + after - before;
+            // `before` is part of a total that was the genesis supply, so this cannot go
+            // below zero; saturating keeps a broken invariant from becoming a panic.
+            let got = (u128::from(expected) + after).saturating_sub(before);
             return Err(AuditFailure::SupplyNotConserved { expected, got });
         }
 

@@ -618,6 +618,25 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_empty_log_is_reproduced() {
+        let network: Hash = "ce5c5cb86b6c796f7b2d0a3da5a8022bddb0794599cfcc7329b3f1b2292f2a2d"
+            .parse()
+            .expect("hex");
+        let bytes = encode_log(header(network), &[]);
+        let expected = concat!(
+            "54414c4c594c4f47",
+            "0001",
+            "ce5c5cb86b6c796f7b2d0a3da5a8022bddb0794599cfcc7329b3f1b2292f2a2d",
+            "0000000000000001",
+            "45",
+            "0000000000000000",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "6fa9b154f94c9548908c7b56e9b558862b5b79ad713515d9c87df5b6944f170c",
+        );
+        assert_eq!(hex::encode(&bytes), expected);
+    }
+
+    #[test]
     fn the_header_is_laid_out_as_documented() {
         let network = Hash([0xab; 32]);
         let bytes = encode_log(

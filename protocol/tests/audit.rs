@@ -370,3 +370,33 @@ fn header_rules_are_checked() {
     assert_eq!(parent.failure.kind(), "hash_mismatch");
     assert_eq!(parent.height, 2);
 }
+
+#[test]
+fn certificate_and_precommit_bytes_are_as_documented() {
+    // docs/log-format.md §2: network 07×32, height 300, round 2, block 03×32.
+    let bytes = precommit_signing_bytes(&Hash([7; 32]), 300, 2, Some(Hash([3; 32])));
+    let mut expected = b"tally/consensus\0".to_vec();
+    expected.push(1);
+    expected.extend_from_slice(&[7; 32]);
+    expected.extend_from_slice(&[0xac, 0x02, 0x02, 0x02, 0x01]);
+    expected.extend_from_slice(&[3; 32]);
+    expected.push(0);
+    assert_eq!(bytes, expected);
+
+    let key = SecretKey::from_seed(&[1; 32]);
+    let certificate = CommitCertificate {
+        height: 300,
+        round: 2,
+        block_hash: Hash([3; 32]),
+        signatures: vec![CommitSignature {
+            validator: key.public_key(),
+            signature: key.sign(&bytes),
+        }],
+    };
+    let mut expected = vec![0xac, 0x02, 0x02];
+    expected.extend_from_slice(&[3; 32]);
+    expected.push(1);
+    expected.extend_from_slice(key.public_key().as_bytes());
+    expected.extend_from_slice(&certificate.signatures[0].signature.0);
+    assert_eq!(certificate.to_bytes(), expected);
+}

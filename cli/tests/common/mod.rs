@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -52,7 +54,10 @@ pub fn init(dir: &Path) -> Identity {
             .unwrap_or_else(|| panic!("init printed no {name} line: {stdout}"))
             .to_string()
     };
-    Identity { address: field("address"), peer_id: field("peer_id") }
+    Identity {
+        address: field("address"),
+        peer_id: field("peer_id"),
+    }
 }
 
 /// A running (or stopped) `tally node run` process.
@@ -72,7 +77,13 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// A node for `dir` (already initialised), not yet started.
     pub fn new(dir: &Path) -> NodeProcess {
-        NodeProcess { dir: dir.to_owned(), child: None, api: String::new(), p2p: Vec::new(), runs: 0 }
+        NodeProcess {
+            dir: dir.to_owned(),
+            child: None,
+            api: String::new(),
+            p2p: Vec::new(),
+            runs: 0,
+        }
     }
 
     /// The log file of run number `run` (1-based).
@@ -80,9 +91,15 @@ impl NodeProcess {
         self.dir.join(format!("run-{run}.log"))
     }
 
-    /// Starts `tally node run` with loopback port-0 listeners, `bootstrap` peers and any
-    /// further environment, and waits until it has written its bound addresses.
-    pub fn start(&mut self, genesis: &Path, bootstrap: &[String], env: &[(&str, &str)]) {
+    /// Starts `tally node run` with loopback port-0 listeners, `bootstrap` peers, extra
+    /// arguments and environment, and waits until it has written its bound addresses.
+    pub fn start_with(
+        &mut self,
+        genesis: &Path,
+        bootstrap: &[String],
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) {
         assert!(self.child.is_none(), "node already running");
         let _ = std::fs::remove_file(self.dir.join("addresses.json"));
         self.runs += 1;
@@ -91,6 +108,7 @@ impl NodeProcess {
         let child = Command::new(TALLY)
             .args(["node", "run", "--dir", self.dir.to_str().unwrap()])
             .args(["--genesis", genesis.to_str().unwrap()])
+            .args(extra_args)
             .env("TALLY_P2P_LISTEN", "/ip4/127.0.0.1/tcp/0")
             .env("TALLY_API_LISTEN", "127.0.0.1:0")
             .env("TALLY_P2P_BOOTSTRAP", bootstrap.join(","))
@@ -106,24 +124,41 @@ impl NodeProcess {
 
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(text) = std::fs::read_to_string(self.dir.join("addresses.json")) {
-                if let Ok(value) = serde_json::from_str::<Value>(&text) {
-                    self.api = value["api"].as_str().unwrap().to_string();
-                    self.p2p = value["p2p"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|address| address.as_str().unwrap().to_string())
-                        .collect();
-                    return;
-                }
+            let text = std::fs::read_to_string(self.dir.join("addresses.json"));
+            if let Some(value) = text
+                .ok()
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            {
+                self.api = value["api"].as_str().unwrap().to_string();
+                self.p2p = value["p2p"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|address| address.as_str().unwrap().to_string())
+                    .collect();
+                return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("node exited early with {status}: {}", self.log(self.runs));
             }
-            assert!(Instant::now() < deadline, "node did not bind in time: {}", self.log(self.runs));
+            assert!(
+                Instant::now() < deadline,
+                "node did not bind in time: {}",
+                self.log(self.runs)
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The resident memory of the running process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("node running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("VmRSS:"))
+            .unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
     /// The text of run `run`'s log.
@@ -134,7 +169,9 @@ impl NodeProcess {
     /// Sends SIGTERM and waits for the exit code.
     pub fn terminate(&mut self) -> i32 {
         let mut child = self.child.take().expect("node running");
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         assert!(status.unwrap().success());
         wait_with_timeout(&mut child, Duration::from_secs(30))
     }
@@ -158,7 +195,9 @@ impl NodeProcess {
 
     /// The node's status, or `None` if it does not answer.
     pub fn status(&self) -> Option<Value> {
-        try_http(&self.api, "GET", "/v1/status", None).ok().map(|(_, value)| value)
+        try_http(&self.api, "GET", "/v1/status", None)
+            .ok()
+            .map(|(_, value)| value)
     }
 
     /// The committed height reported by the node (0 if it does not answer).
@@ -228,23 +267,36 @@ pub fn try_http(
     body: Option<&Value>,
 ) -> Result<(u16, Value), String> {
     let mut stream = TcpStream::connect(address).map_err(|error| error.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let body = body.map(|body| body.to_string()).unwrap_or_default();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).map_err(|error| error.to_string())?;
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|error| error.to_string())?;
 
     let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|error| error.to_string())?;
+    stream
+        .read_to_string(&mut response)
+        .map_err(|error| error.to_string())?;
     let status: u16 = response
         .split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| format!("no status line in {response:?}"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or("");
-    let value = if body.is_empty() { Value::Null } else { serde_json::from_str(body).map_err(|e| format!("{e}: {body}"))? };
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or("");
+    let value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body).map_err(|e| format!("{e}: {body}"))?
+    };
     Ok((status, value))
 }

@@ -7,6 +7,7 @@
 //! - [`error`]: every error and its stable code; [`extract`]: body and query extractors
 //!   that answer in those errors; [`cursor`]: history pagination.
 //! - [`layers`]: CORS, rate limiting, JSON for axum's own 405; [`metrics`]: Prometheus.
+//! - [`live`]: [`NodeApi`] over the running node (storage, core task, status snapshot).
 //!
 //! Routes are built by [`router`]; the node serves them with [`serve`].
 
@@ -17,6 +18,7 @@ pub mod events;
 pub mod extract;
 pub mod handlers;
 pub mod layers;
+pub mod live;
 pub mod metrics;
 pub mod views;
 

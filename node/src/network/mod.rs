@@ -349,8 +349,9 @@ fn build_gossipsub(
     let gossip_config = gossipsub::ConfigBuilder::default()
         .validate_messages()
         .validation_mode(gossipsub::ValidationMode::Strict)
-        // Content-addressed ids: the same bytes published twice are one message.
-        .message_id_fn(|message| MessageId::from(Hash::digest(&message.data).as_bytes().to_vec()))
+        // Message ids stay gossipsub's default (author and sequence number), not a hash of
+        // the content: a validator republishes its last signed messages on every timeout,
+        // and content-addressed ids would make gossipsub refuse those as already published.
         .max_transmit_size(largest)
         .max_transmit_size_for_topic(config.max_consensus_bytes, topics.consensus.hash())
         .max_transmit_size_for_topic(config.max_transfer_batch_bytes, topics.transfers.hash())

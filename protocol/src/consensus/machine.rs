@@ -2,8 +2,8 @@
 //!
 //! [`StateMachine::handle`] takes one [`Input`] and returns the [`Action`]s it causes, in the
 //! order the caller must carry them out. Inside, every input is first recorded (a message
-//! goes into the height's [`HeightLog`], a verdict into the verdict table), then
-//! [`StateMachine::progress`] re-checks the paper's `upon` rules until none fires. The rules
+//! goes into the height's `HeightLog`, a verdict into the verdict table), then
+//! `StateMachine::progress` re-checks the paper's `upon` rules until none fires. The rules
 //! are conditions over everything received so far, so checking all of them after every input
 //! is exactly their meaning, and the order in which messages arrive cannot matter.
 //!

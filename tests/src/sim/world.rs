@@ -41,6 +41,9 @@ pub fn validator_key(position: usize) -> SecretKey {
 
 type Shared = Rc<Verified<SignedMessage<SimBlock>>>;
 
+/// Set to dump every validator's state when liveness fails.
+pub const DEBUG_VARIABLE: &str = "TALLY_SIM_DEBUG";
+
 /// Every validator re-sends its own messages of the current height this often (ms).
 const GOSSIP_INTERVAL_MS: u64 = 600;
 /// A flooding validator sends a burst this often (ms).
@@ -279,27 +282,33 @@ impl World {
             if self.checker.finished() {
                 return Ok(self.report());
             }
+            self.checker.take_violation()?;
             if let Err(violation) = self.checker.check_deadline(self.now) {
-                if std::env::var("TALLY_SIM_DEBUG").is_ok() {
-                    for (position, node) in self.nodes.iter().enumerate() {
-                        for instance in &node.instances {
-                            let m = &instance.machine;
-                            let state = m.safety_state();
-                            eprintln!(
-                                "node {position}: h {} r {} {:?} locked {:?} valid {:?}",
-                                m.height(),
-                                m.round(),
-                                m.step(),
-                                state.locked.map(|l| (l.round, l.value.hash())),
-                                state.valid.map(|l| (l.round, l.value.hash()))
-                            );
-                        }
-                    }
+                if std::env::var(DEBUG_VARIABLE).is_ok() {
+                    self.dump_state();
                 }
                 return Err(violation);
             }
         }
         Err(Violation::Stalled { at_ms: self.now })
+    }
+
+    /// Prints each validator's position in the protocol, to see why a run is stuck.
+    fn dump_state(&self) {
+        for (position, node) in self.nodes.iter().enumerate() {
+            for instance in &node.instances {
+                let machine = &instance.machine;
+                let state = machine.safety_state();
+                eprintln!(
+                    "validator {position}: height {} round {} {:?} locked {:?} valid {:?}",
+                    machine.height(),
+                    machine.round(),
+                    machine.step(),
+                    state.locked.map(|l| (l.round, l.value.hash())),
+                    state.valid.map(|v| (v.round, v.value.hash()))
+                );
+            }
+        }
     }
 
     fn report(&self) -> RunReport {

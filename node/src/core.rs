@@ -1,0 +1,987 @@
+//! The core task: the one owner of the ledger, the mempool and the consensus state machine.
+//!
+//! Everything that changes state goes through here, one input at a time, so there is no
+//! locking around the ledger and no question of which write wins. Inputs arrive on one
+//! channel ([`CoreInput`]): submissions from the API, verified gossip, synced blocks; timers
+//! are kept here. The consensus machine's actions are carried out in the order it gives:
+//!
+//! - `Persist`: the safety state is written to sled and flushed *before* the next action,
+//!   which is what makes "durable before visible" hold for every vote and proposal;
+//! - `Broadcast`: published on the consensus topic (the machine has already recorded its own
+//!   message, so it is not fed back), and remembered for republishing on every timeout,
+//!   because gossip published while no peer listens is lost;
+//! - `BuildProposal`: a block from the mempool, after waiting up to the configured interval
+//!   when the mempool is empty;
+//! - `RequestVerdict`: the ledger rules plus the timestamp rules;
+//! - `Decide`: the block is applied, stored with its certificate in one flushed batch, and
+//!   only then reported.
+//!
+//! A storage failure or a certified block whose replay disagrees with its header stops the
+//! loop with an error naming the height: the node halts rather than carry on.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use protocol::block::{BlockContext, ValidBlock, build_block, validate_block};
+use protocol::consensus::{
+    Action, CommitCertificate, ConsensusValue, Height, Input, Message, Round, SafetyState,
+    SignedMessage, StateMachine, Timeout, TimeoutKind, ValidatorSet, Verified,
+};
+use protocol::{BlockHeader, Genesis, Hash, Ledger, PublicKey, SecretKey, VerifiedTransfer};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::chain::{ChainBlock, TransferBatch};
+use crate::mempool::{Admission, FinalStatus, Mempool, SenderState};
+use crate::network::{Command, NetworkHandle, ServedBlock, Topic};
+use crate::storage::{CommitWrite, IndexedTransfer, Storage, StorageError, StoredAccount};
+
+/// How often newly submitted transfers are flushed to gossip as one batch.
+const OUTBOX_FLUSH: Duration = Duration::from_millis(20);
+
+/// How often the oldest pending transfers are gossiped again. Gossip published while no
+/// peer listened is lost; this is how such transfers still reach the proposers.
+const REGOSSIP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Most transfers in one gossip batch.
+pub const BATCH_MAX: usize = 512;
+
+/// Why the node halted.
+#[derive(Debug, thiserror::Error)]
+pub enum HaltError {
+    /// A write to disk failed.
+    #[error("halting at height {height}: storage failed: {source}")]
+    Storage {
+        /// The height being written or decided.
+        height: u64,
+        /// What failed.
+        source: StorageError,
+    },
+    /// A certified block does not replay to the state its header states.
+    #[error("halting at height {height}: the certified block does not replay: {reason}")]
+    ReplayMismatch {
+        /// The block's height.
+        height: u64,
+        /// What differs.
+        reason: String,
+    },
+    /// The stored safety state does not decode.
+    #[error("halting: the stored consensus safety state is corrupt")]
+    CorruptSafetyState,
+}
+
+/// The outcome of a submission, as the API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Newly accepted into the mempool.
+    Accepted,
+    /// Already known: its current status.
+    Duplicate(TransferStatus),
+    /// Refused, with a stable code and a sentence.
+    Rejected {
+        /// Stable snake_case code.
+        code: String,
+        /// For people.
+        message: String,
+    },
+}
+
+/// Where a transfer stands, as far as this node knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferStatus {
+    /// Waiting in the mempool.
+    Pending,
+    /// In a committed block.
+    Committed {
+        /// The block height.
+        height: u64,
+        /// The index in the block.
+        position: u32,
+    },
+    /// Left the mempool uncommitted.
+    Final(FinalStatus),
+    /// Never seen (or forgotten).
+    Unknown,
+}
+
+/// What the core is asked to do.
+#[derive(Debug)]
+pub enum CoreInput {
+    /// A transfer from a wallet, signature already verified.
+    Submit {
+        /// The transfer.
+        transfer: VerifiedTransfer,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<SubmitOutcome>,
+    },
+    /// Transfers from a gossip batch, signatures already verified; the reply says whether
+    /// any was new (so the batch is worth forwarding).
+    GossipTransfers {
+        /// The transfers.
+        transfers: Vec<VerifiedTransfer>,
+        /// Whether any was added.
+        reply: oneshot::Sender<bool>,
+    },
+    /// Where a transfer stands.
+    Status {
+        /// The transfer id.
+        id: Hash,
+        /// The answer.
+        reply: oneshot::Sender<TransferStatus>,
+    },
+    /// An account's committed state and its next sequence counting pending transfers.
+    Account {
+        /// The account.
+        account: PublicKey,
+        /// The answer.
+        reply: oneshot::Sender<AccountAnswer>,
+    },
+    /// A verified consensus message from a peer.
+    Consensus(Box<Verified<SignedMessage<ChainBlock>>>),
+    /// A committed block fetched by sync, its certificate already verified against it.
+    Synced {
+        /// The block.
+        block: Box<ChainBlock>,
+        /// Its certificate.
+        certificate: CommitCertificate,
+        /// Whether the block was applied (or was already), or why not.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// A block proposed at the current height, for a peer that missed the proposal.
+    ProposedBlock {
+        /// The block hash.
+        hash: Hash,
+        /// The block, if this node saw it.
+        reply: oneshot::Sender<Option<ServedBlock>>,
+    },
+}
+
+/// An account as the API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountAnswer {
+    /// Committed balance in units.
+    pub balance: u64,
+    /// The next sequence the ledger accepts.
+    pub next_sequence: u64,
+    /// The next sequence counting this node's pending transfers from the account.
+    pub next_sequence_pending: u64,
+    /// The committed height these are as of.
+    pub height: u64,
+}
+
+/// The node's state as shown by `GET /v1/status`, kept current by the core.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusSnapshot {
+    /// The network id.
+    pub network_id: Hash,
+    /// `validator` or `full`.
+    pub role: &'static str,
+    /// This node's address.
+    pub address: PublicKey,
+    /// Last committed height, as a string (0 before the first block).
+    pub height: String,
+    /// Its block hash (zero before the first block).
+    pub block_hash: Hash,
+    /// The state root after it.
+    pub state_root: Hash,
+    /// The consensus round at the next height.
+    pub round: Round,
+    /// Transfers waiting.
+    pub mempool_size: usize,
+    /// Connected peers.
+    pub peers: usize,
+    /// Whether the node knows of blocks it has not applied yet.
+    pub syncing: bool,
+}
+
+/// The shared status snapshot.
+pub type SharedStatus = Arc<RwLock<StatusSnapshot>>;
+
+/// Test-only misbehaviour, switched on by a hidden command-line flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// Propose blocks whose state root is wrong.
+    InvalidProposals,
+    /// Publish garbage on both gossip topics.
+    Garbage,
+}
+
+/// What the core is built from.
+pub struct CoreParts {
+    /// The genesis.
+    pub genesis: Genesis,
+    /// Its validator set.
+    pub validators: ValidatorSet,
+    /// This node's key.
+    pub key: SecretKey,
+    /// The database.
+    pub storage: Storage,
+    /// The ledger at the last committed height.
+    pub ledger: Ledger,
+    /// The last committed header.
+    pub head: Option<BlockHeader>,
+    /// The consensus machine, not yet started.
+    pub machine: StateMachine<ChainBlock>,
+    /// The safety state to restore, if it is for the next height.
+    pub safety: Option<SafetyState<ChainBlock>>,
+    /// The network.
+    pub network: NetworkHandle,
+    /// The status snapshot to keep current.
+    pub status: SharedStatus,
+    /// Mempool bounds.
+    pub mempool: (usize, usize),
+    /// Wait before proposing an empty block.
+    pub empty_block_interval: Duration,
+    /// How far ahead of our clock a proposal may be dated.
+    pub max_clock_skew: Duration,
+    /// Test-only misbehaviour.
+    pub misbehaviour: Option<Misbehaviour>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Consensus(TimeoutKindOrd, Height, Round),
+    Build(Height, Round),
+}
+
+/// `TimeoutKind` with an order, for the timer heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimeoutKindOrd {
+    Propose,
+    Prevote,
+    Precommit,
+}
+
+impl From<TimeoutKind> for TimeoutKindOrd {
+    fn from(kind: TimeoutKind) -> TimeoutKindOrd {
+        match kind {
+            TimeoutKind::Propose => TimeoutKindOrd::Propose,
+            TimeoutKind::Prevote => TimeoutKindOrd::Prevote,
+            TimeoutKind::Precommit => TimeoutKindOrd::Precommit,
+        }
+    }
+}
+
+impl From<TimeoutKindOrd> for TimeoutKind {
+    fn from(kind: TimeoutKindOrd) -> TimeoutKind {
+        match kind {
+            TimeoutKindOrd::Propose => TimeoutKind::Propose,
+            TimeoutKindOrd::Prevote => TimeoutKind::Prevote,
+            TimeoutKindOrd::Precommit => TimeoutKind::Precommit,
+        }
+    }
+}
+
+/// The core's state. See the module documentation.
+pub struct Core {
+    genesis: Genesis,
+    network_id: Hash,
+    key: SecretKey,
+    is_validator: bool,
+    storage: Storage,
+    ledger: Ledger,
+    head: Option<BlockHeader>,
+    machine: StateMachine<ChainBlock>,
+    safety: Option<SafetyState<ChainBlock>>,
+    mempool: Mempool<VerifiedTransfer>,
+    validated: HashMap<Hash, ValidBlock>,
+    proposed: HashMap<Hash, ChainBlock>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    outbox: Vec<protocol::SignedTransfer>,
+    network: NetworkHandle,
+    status: SharedStatus,
+    empty_block_interval: Duration,
+    max_clock_skew: Duration,
+    last_commit_at: Instant,
+    misbehaviour: Option<Misbehaviour>,
+    /// The (height, round) whose proposal waits for a transfer or the empty-block interval.
+    waiting_build: Option<(Height, Round)>,
+}
+
+impl Core {
+    /// Assembles the core from its parts.
+    pub fn new(parts: CoreParts) -> Core {
+        let is_validator = parts.validators.position(&parts.key.public_key()).is_some();
+        Core {
+            network_id: parts.genesis.network_id(),
+            genesis: parts.genesis,
+            key: parts.key,
+            is_validator,
+            storage: parts.storage,
+            ledger: parts.ledger,
+            head: parts.head,
+            machine: parts.machine,
+            safety: parts.safety,
+            mempool: Mempool::new(parts.mempool.0, parts.mempool.1),
+            validated: HashMap::new(),
+            proposed: HashMap::new(),
+            timers: BinaryHeap::new(),
+            outbox: Vec::new(),
+            network: parts.network,
+            status: parts.status,
+            empty_block_interval: parts.empty_block_interval,
+            max_clock_skew: parts.max_clock_skew,
+            last_commit_at: Instant::now(),
+            misbehaviour: parts.misbehaviour,
+            waiting_build: None,
+        }
+    }
+
+    /// Runs until `shutdown` turns true or the input channel closes; `Err` means halt.
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::Receiver<CoreInput>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), HaltError> {
+        let next_height = self.head_height() + 1;
+        let actions = match self.safety.take() {
+            Some(state) if state.height == next_height => {
+                tracing::info!(
+                    height = state.height,
+                    round = state.round,
+                    "restoring safety state"
+                );
+                self.machine.restore(state)
+            }
+            _ => self.machine.start(next_height),
+        };
+        self.execute(actions).await?;
+        self.publish_status();
+
+        let mut flush = tokio::time::interval(OUTBOX_FLUSH);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut regossip = tokio::time::interval(REGOSSIP_INTERVAL);
+        regossip.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                input = inputs.recv() => match input {
+                    Some(input) => self.handle_input(input).await?,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => self.fire_timers().await?,
+                _ = flush.tick() => self.flush_outbox().await,
+                _ = regossip.tick() => self.regossip().await,
+            }
+            self.publish_status();
+        }
+
+        // Whatever was in progress has finished: each input is handled to completion.
+        self.flush_outbox().await;
+        self.storage.flush().map_err(|source| HaltError::Storage {
+            height: self.head_height(),
+            source,
+        })?;
+        tracing::info!(height = self.head_height(), "core stopped");
+        Ok(())
+    }
+
+    fn head_height(&self) -> u64 {
+        self.head.as_ref().map_or(0, |header| header.height)
+    }
+
+    async fn handle_input(&mut self, input: CoreInput) -> Result<(), HaltError> {
+        match input {
+            CoreInput::Submit { transfer, reply } => {
+                let outcome = self.submit(transfer, true).await?;
+                let accepted = outcome == SubmitOutcome::Accepted;
+                let _ = reply.send(outcome);
+                if accepted {
+                    // A proposer waiting for something to propose need wait no longer.
+                    self.build_now().await?;
+                }
+            }
+            CoreInput::GossipTransfers { transfers, reply } => {
+                let mut any_new = false;
+                for transfer in transfers {
+                    any_new |= self.submit(transfer, false).await? == SubmitOutcome::Accepted;
+                }
+                let _ = reply.send(any_new);
+                if any_new {
+                    self.build_now().await?;
+                }
+            }
+            CoreInput::Status { id, reply } => {
+                let status = self.transfer_status(&id)?;
+                let _ = reply.send(status);
+            }
+            CoreInput::Account { account, reply } => {
+                let committed = self.ledger.account(&account);
+                let pending = self
+                    .mempool
+                    .next_sequence_with_pending(&account, committed.next_sequence);
+                let _ = reply.send(AccountAnswer {
+                    balance: committed.balance,
+                    next_sequence: committed.next_sequence,
+                    next_sequence_pending: pending,
+                    height: self.head_height(),
+                });
+            }
+            CoreInput::Consensus(message) => {
+                if let Message::Proposal(proposal) = &message.get().message {
+                    self.remember_proposal(&proposal.value);
+                }
+                let actions = self.machine.handle(Input::Message(*message));
+                self.execute(actions).await?;
+            }
+            CoreInput::Synced {
+                block,
+                certificate,
+                reply,
+            } => {
+                let result = self.apply_synced(*block, certificate).await?;
+                let _ = reply.send(result);
+            }
+            CoreInput::ProposedBlock { hash, reply } => {
+                let block = self.proposed.get(&hash).map(|block| ServedBlock {
+                    block: block.0.encode(),
+                    certificate: None,
+                });
+                let _ = reply.send(block);
+            }
+        }
+        Ok(())
+    }
+
+    /// Admission of one verified transfer. `from_wallet` transfers are gossiped by us;
+    /// gossip ones are forwarded by gossipsub itself.
+    async fn submit(
+        &mut self,
+        transfer: VerifiedTransfer,
+        from_wallet: bool,
+    ) -> Result<SubmitOutcome, HaltError> {
+        let id = transfer.signed().id();
+        match self.transfer_status(&id)? {
+            status @ (TransferStatus::Pending | TransferStatus::Committed { .. }) => {
+                return Ok(SubmitOutcome::Duplicate(status));
+            }
+            TransferStatus::Final(_) | TransferStatus::Unknown => {}
+        }
+
+        if let Err((code, message)) = self.check_stateless(&transfer) {
+            return Ok(SubmitOutcome::Rejected { code, message });
+        }
+
+        let account = self.ledger.account(&transfer.transfer.sender);
+        if transfer.transfer.sequence == account.next_sequence {
+            // The next transfer in line gets the full ledger check, so a wallet hears about
+            // a problem now rather than at block time.
+            if let Err(rejection) = self.ledger.check_verified(&transfer) {
+                let message = rejection.message(self.genesis.decimals);
+                return Ok(SubmitOutcome::Rejected {
+                    code: rejection.code().into(),
+                    message,
+                });
+            }
+        }
+
+        let sender = SenderState {
+            balance: account.balance,
+            next_sequence: account.next_sequence,
+        };
+        let signed = transfer.signed().clone();
+        match self.mempool.admit(transfer, sender) {
+            Ok(Admission::Added) => {
+                if from_wallet {
+                    self.outbox.push(signed);
+                }
+                Ok(SubmitOutcome::Accepted)
+            }
+            Ok(Admission::AlreadyPending) => Ok(SubmitOutcome::Duplicate(TransferStatus::Pending)),
+            Err(rejection) => Ok(SubmitOutcome::Rejected {
+                code: rejection.code().into(),
+                message: rejection.to_string(),
+            }),
+        }
+    }
+
+    /// Checks that need no account state, so transfers that can never apply stay out.
+    fn check_stateless(&self, transfer: &VerifiedTransfer) -> Result<(), (String, String)> {
+        let body = &transfer.transfer;
+        let fail = |code: &str, message: String| Err((code.to_string(), message));
+        if body.network_id != self.network_id {
+            return fail(
+                "wrong_network",
+                format!("transfer is for network {}", body.network_id),
+            );
+        }
+        if body.sender == body.receiver {
+            return fail(
+                "self_transfer",
+                "sender and receiver are the same account".into(),
+            );
+        }
+        if body.amount == 0 {
+            return fail("zero_amount", "the amount must be positive".into());
+        }
+        if body.fee < self.genesis.min_fee {
+            let minimum = protocol::format_amount(self.genesis.min_fee, self.genesis.decimals);
+            return fail("fee_too_low", format!("the fee must be at least {minimum}"));
+        }
+        Ok(())
+    }
+
+    fn transfer_status(&self, id: &Hash) -> Result<TransferStatus, HaltError> {
+        if self.mempool.contains(id) {
+            return Ok(TransferStatus::Pending);
+        }
+        let location = self
+            .storage
+            .transfer_location(id)
+            .map_err(|source| HaltError::Storage {
+                height: self.head_height(),
+                source,
+            })?;
+        if let Some(location) = location {
+            let (height, position) = (location.height, location.position);
+            return Ok(TransferStatus::Committed { height, position });
+        }
+        Ok(match self.mempool.outcome(id) {
+            Some(outcome) => TransferStatus::Final(outcome.clone()),
+            None => TransferStatus::Unknown,
+        })
+    }
+
+    fn remember_proposal(&mut self, block: &ChainBlock) {
+        // Bounded by the height window: cleared at every commit, and only blocks for the next
+        // height are kept.
+        if block.0.header.height == self.head_height() + 1 && self.proposed.len() < 64 {
+            self.proposed.insert(block.hash(), block.clone());
+        }
+    }
+
+    /// Carries out the machine's actions in order, including those its answers cause.
+    async fn execute(&mut self, actions: Vec<Action<ChainBlock>>) -> Result<(), HaltError> {
+        let mut queue: std::collections::VecDeque<Action<ChainBlock>> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Persist(state) => self.persist(&state)?,
+                Action::Broadcast(message) => self.broadcast(&message).await,
+                Action::ScheduleTimeout(timeout) => self.schedule(timeout),
+                Action::BuildProposal { height, round } => {
+                    if self.should_wait_for_transfers() {
+                        let deadline = self.last_commit_at + self.empty_block_interval;
+                        self.timers
+                            .push(Reverse((deadline, Timer::Build(height, round))));
+                        self.waiting_build = Some((height, round));
+                    } else {
+                        let value = self.build(height);
+                        let input = Input::ProposalValue {
+                            height,
+                            round,
+                            value,
+                        };
+                        queue.extend(self.machine.handle(input));
+                    }
+                }
+                Action::RequestVerdict { height, value } => {
+                    let block_hash = value.hash();
+                    let valid = self.verdict(height, &value);
+                    queue.extend(self.machine.handle(Input::Verdict {
+                        height,
+                        block_hash,
+                        valid,
+                    }));
+                }
+                Action::Decide { value, certificate } => self.decide(value, certificate)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn persist(&mut self, state: &SafetyState<ChainBlock>) -> Result<(), HaltError> {
+        let bytes = postcard::to_stdvec(state).expect("a safety state serialises");
+        self.storage
+            .save_safety(&bytes)
+            .map_err(|source| HaltError::Storage {
+                height: state.height,
+                source,
+            })
+    }
+
+    async fn broadcast(&mut self, message: &SignedMessage<ChainBlock>) {
+        log_signed(message);
+        let data = message.to_bytes();
+        self.network
+            .send(Command::Publish {
+                topic: Topic::Consensus,
+                data,
+            })
+            .await;
+    }
+
+    fn schedule(&mut self, timeout: Timeout) {
+        let mut duration = Duration::from_millis(timeout.duration_ms);
+
+        // Round 0 of every height waits, besides the propose timeout, as long as a proposer
+        // with an empty mempool may wait before proposing (see `should_wait_for_transfers`).
+        if timeout.kind == TimeoutKind::Propose && timeout.round == 0 {
+            duration += self.empty_block_interval;
+        }
+        let timer = Timer::Consensus(timeout.kind.into(), timeout.height, timeout.round);
+        self.timers
+            .push(Reverse((Instant::now() + duration, timer)));
+    }
+
+    fn should_wait_for_transfers(&self) -> bool {
+        self.mempool.is_empty() && self.last_commit_at.elapsed() < self.empty_block_interval
+    }
+
+    fn next_deadline(&self) -> Instant {
+        match self.timers.peek() {
+            Some(Reverse((deadline, _))) => *deadline,
+            // Nothing scheduled: wake up rarely, just to re-check.
+            None => Instant::now() + Duration::from_secs(3600),
+        }
+    }
+
+    async fn fire_timers(&mut self) -> Result<(), HaltError> {
+        let now = Instant::now();
+        while let Some(Reverse((deadline, timer))) = self.timers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Consensus(kind, height, round) => {
+                    let kind = TimeoutKind::from(kind);
+                    let actions = self.machine.handle(Input::Timeout {
+                        kind,
+                        height,
+                        round,
+                    });
+                    self.execute(actions).await?;
+                    self.republish().await;
+                }
+                Timer::Build(height, round) => {
+                    if self.waiting_build == Some((height, round)) {
+                        self.build_now().await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the proposal this validator was waiting to build, if any and still current.
+    async fn build_now(&mut self) -> Result<(), HaltError> {
+        let Some((height, round)) = self.waiting_build.take() else {
+            return Ok(());
+        };
+        if self.machine.height() != height || self.machine.round() != round {
+            return Ok(());
+        }
+        let value = self.build(height);
+        let actions = self.machine.handle(Input::ProposalValue {
+            height,
+            round,
+            value,
+        });
+        self.execute(actions).await
+    }
+
+    /// Publishes again what this validator signed in the current round: gossip sent while
+    /// no peer listened (or to a peer that restarted) is otherwise lost for good.
+    async fn republish(&mut self) {
+        if !self.is_validator {
+            return;
+        }
+        for message in self.machine.safety_state().sent {
+            let data = message.to_bytes();
+            self.network
+                .send(Command::Publish {
+                    topic: Topic::Consensus,
+                    data,
+                })
+                .await;
+        }
+    }
+
+    /// A proposal for `height` from the mempool.
+    fn build(&mut self, height: Height) -> ChainBlock {
+        let parent_time = self.head.as_ref().map_or(0, |header| header.timestamp_ms);
+        let timestamp_ms = now_ms().max(parent_time + 1);
+        let context = BlockContext::after(self.head.as_ref(), self.key.public_key(), timestamp_ms);
+        debug_assert_eq!(
+            context.height, height,
+            "the machine builds for the next height"
+        );
+
+        let limit = self.genesis.max_block_transfers as usize;
+        let ledger = &self.ledger;
+        let candidates = self
+            .mempool
+            .candidates(limit, |sender| ledger.account(sender).next_sequence);
+        let built = build_block(&self.ledger, &self.genesis, context, candidates);
+        let mut block = ChainBlock(built.block);
+
+        if self.misbehaviour == Some(Misbehaviour::InvalidProposals) {
+            block.0.header.state_root = Hash::digest(b"not the state root");
+            return block;
+        }
+        let valid = ValidBlock {
+            ledger: built.ledger,
+            effects: built.effects,
+        };
+        self.validated.insert(block.hash(), valid);
+        block
+    }
+
+    /// Whether a proposed block may be voted for: ledger rules and timestamp rules.
+    fn verdict(&mut self, height: Height, block: &ChainBlock) -> bool {
+        let hash = block.hash();
+        if self.validated.contains_key(&hash) {
+            return true;
+        }
+        let header = &block.0.header;
+        if height != self.head_height() + 1 || header.height != height {
+            return false;
+        }
+
+        // Timestamps strictly increase, and a proposal may not be dated far in our future.
+        let parent_time = self.head.as_ref().map_or(0, |parent| parent.timestamp_ms);
+        let latest = now_ms() + self.max_clock_skew.as_millis() as u64;
+        if header.timestamp_ms <= parent_time || header.timestamp_ms > latest {
+            tracing::warn!(height, block = %hash, timestamp = header.timestamp_ms, "proposal timestamp out of bounds");
+            return false;
+        }
+
+        match validate_block(&self.ledger, &self.genesis, self.head.as_ref(), &block.0) {
+            Ok(valid) => {
+                self.validated.insert(hash, valid);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(height, block = %hash, %error, "invalid proposal");
+                false
+            }
+        }
+    }
+
+    /// Applies and stores a decided block; nothing is reported before the flush.
+    fn decide(
+        &mut self,
+        value: ChainBlock,
+        certificate: CommitCertificate,
+    ) -> Result<(), HaltError> {
+        let block = value.0;
+        let height = block.header.height;
+        let hash = block.hash();
+        if height != self.head_height() + 1 {
+            return Err(HaltError::ReplayMismatch {
+                height,
+                reason: format!(
+                    "decided height {height} does not follow {}",
+                    self.head_height()
+                ),
+            });
+        }
+
+        let valid = match self.validated.remove(&hash) {
+            Some(valid) => valid,
+            None => validate_block(&self.ledger, &self.genesis, self.head.as_ref(), &block)
+                .map_err(|error| HaltError::ReplayMismatch {
+                    height,
+                    reason: error.to_string(),
+                })?,
+        };
+
+        let block_bytes = block.encode();
+        let certificate_bytes = certificate.to_bytes();
+        let accounts = valid
+            .effects
+            .changed
+            .iter()
+            .map(|(owner, account)| {
+                let stored = StoredAccount {
+                    balance: account.balance,
+                    next_sequence: account.next_sequence,
+                };
+                (*owner, stored)
+            })
+            .collect();
+        let transfers = block
+            .transfers
+            .iter()
+            .map(|signed| IndexedTransfer {
+                id: signed.id(),
+                sender: signed.transfer.sender,
+                recipient: signed.transfer.receiver,
+            })
+            .collect();
+        let write = CommitWrite {
+            height,
+            block_hash: hash,
+            block: &block_bytes,
+            certificate: &certificate_bytes,
+            accounts,
+            transfers,
+        };
+        self.storage
+            .commit(&write)
+            .map_err(|source| HaltError::Storage { height, source })?;
+
+        // Durable: now the new state may be used and reported.
+        self.ledger = valid.ledger;
+        let committed: Vec<VerifiedTransfer> = block
+            .transfers
+            .iter()
+            .cloned()
+            .map(VerifiedTransfer::assume_verified)
+            .collect();
+        let ledger = &self.ledger;
+        self.mempool.remove_committed(&committed, |sender| {
+            let account = ledger.account(sender);
+            SenderState {
+                balance: account.balance,
+                next_sequence: account.next_sequence,
+            }
+        });
+        self.validated.clear();
+        self.proposed.clear();
+        self.last_commit_at = Instant::now();
+
+        // NOTE: the shape of this line is documented in docs/operators.md.
+        tracing::info!(
+            height,
+            block = %hash,
+            state_root = %block.header.state_root,
+            transfers = block.transfers.len(),
+            round = certificate.round,
+            "committed"
+        );
+        self.head = Some(block.header);
+        Ok(())
+    }
+
+    async fn apply_synced(
+        &mut self,
+        block: ChainBlock,
+        certificate: CommitCertificate,
+    ) -> Result<Result<(), String>, HaltError> {
+        let height = block.0.header.height;
+        if height <= self.head_height() {
+            return Ok(Ok(()));
+        }
+        if height != self.head_height() + 1 {
+            return Ok(Err(format!(
+                "block {height} does not follow {}",
+                self.head_height()
+            )));
+        }
+        let parent = self.head.as_ref().map_or(Hash::ZERO, BlockHeader::hash);
+        if block.0.header.parent != parent {
+            return Ok(Err(format!("block {height} does not extend our chain")));
+        }
+
+        // A peer can pair a genuine certified header with other transfers: that is the peer's
+        // fault, caught by the transfers root. With the genuine transfers, a block that still
+        // fails to replay means our state is not the federation's, and the node must halt.
+        if protocol::merkle::transfers_root(&block.0.transfers) != block.0.header.transfers_root {
+            return Ok(Err(format!(
+                "block {height} does not match its transfers root"
+            )));
+        }
+        let valid = validate_block(&self.ledger, &self.genesis, self.head.as_ref(), &block.0)
+            .map_err(|error| HaltError::ReplayMismatch {
+                height,
+                reason: error.to_string(),
+            })?;
+        self.validated.insert(block.hash(), valid);
+
+        let actions = self.machine.handle(Input::Commit {
+            value: block,
+            certificate,
+        });
+        self.execute(actions).await?;
+        if self.head_height() >= height {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(format!(
+                "consensus did not accept the certificate for height {height}"
+            )))
+        }
+    }
+
+    async fn flush_outbox(&mut self) {
+        while !self.outbox.is_empty() {
+            let take = self.outbox.len().min(BATCH_MAX);
+            let batch: Vec<_> = self.outbox.drain(..take).collect();
+            let data = TransferBatch::of(&batch).encode();
+            self.network
+                .send(Command::Publish {
+                    topic: Topic::Transfers,
+                    data,
+                })
+                .await;
+        }
+    }
+
+    /// Publishes the transfers next in line for a block once more.
+    async fn regossip(&mut self) {
+        let ledger = &self.ledger;
+        let pending = self
+            .mempool
+            .candidates(BATCH_MAX, |sender| ledger.account(sender).next_sequence);
+        if pending.is_empty() {
+            return;
+        }
+        let signed: Vec<_> = pending.iter().map(|t| t.signed().clone()).collect();
+        let data = TransferBatch::of(&signed).encode();
+        let command = Command::Publish {
+            topic: Topic::Transfers,
+            data,
+        };
+        self.network.send(command).await;
+    }
+
+    fn publish_status(&self) {
+        let peers = self.network.peers.borrow().len();
+        let mut status = self
+            .status
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        status.height = self.head_height().to_string();
+        status.block_hash = self.head.as_ref().map_or(Hash::ZERO, BlockHeader::hash);
+        status.state_root = self.ledger.state_root();
+        status.round = self.machine.round();
+        status.mempool_size = self.mempool.len();
+        status.peers = peers;
+    }
+}
+
+/// Logs every message this node signs, one line each.
+///
+/// NOTE: the real-process tests parse these lines (`signed proposal …`, `signed prevote …`,
+/// `signed precommit …`) to check that a restarted node never signs a conflicting message;
+/// keep their shape.
+fn log_signed(message: &SignedMessage<ChainBlock>) {
+    let (kind, height, round, block) = match &message.message {
+        Message::Proposal(proposal) => (
+            "proposal",
+            proposal.height,
+            proposal.round,
+            Some(proposal.value.hash()),
+        ),
+        Message::Vote(vote) => {
+            let kind = match vote.kind {
+                protocol::consensus::VoteKind::Prevote => "prevote",
+                protocol::consensus::VoteKind::Precommit => "precommit",
+            };
+            (kind, vote.height, vote.round, vote.block_hash)
+        }
+    };
+    let block = block.map_or_else(|| "nil".to_string(), |hash| hash.to_hex());
+    tracing::info!("signed {kind} height={height} round={round} block={block}");
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}

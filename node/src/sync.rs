@@ -1,0 +1,183 @@
+//! Block sync: a node that is behind fetches committed blocks with their certificates.
+//!
+//! Every [`POLL_INTERVAL`] (or sooner, when gossip shows a peer ahead), the node asks its
+//! peers for their head. From a peer that is ahead it fetches ranges of blocks, checks each
+//! block's certificate against the genesis validators and against the block's hash here, off
+//! the core, and hands the block to the core, which checks the hash chain and the ledger rules
+//! before the consensus machine commits it. A peer that serves a bad block is penalised and
+//! the node carries on with the others.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use protocol::Block;
+use protocol::Hash;
+use protocol::consensus::{CommitCertificate, ConsensusValue, ValidatorSet};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::chain::ChainBlock;
+use crate::core::{CoreInput, SharedStatus};
+use crate::network::{
+    Command, MAX_RANGE_BLOCKS, NetworkHandle, ServedBlock, SyncRequest, SyncResponse,
+};
+
+/// How often peers are asked for their head when nothing prompts it.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// The sync task's inputs.
+pub struct Sync {
+    /// The network id.
+    pub network_id: Hash,
+    /// The genesis validators.
+    pub validators: Arc<ValidatorSet>,
+    /// The network.
+    pub network: NetworkHandle,
+    /// The core's input channel.
+    pub core: mpsc::Sender<CoreInput>,
+    /// The node's status.
+    pub status: SharedStatus,
+    /// Nudges from gossip: a peer is ahead.
+    pub behind: mpsc::Receiver<()>,
+}
+
+/// Why a served block was refused: the peer that served it is at fault.
+#[derive(Debug, thiserror::Error)]
+enum BadBlock {
+    #[error("block does not decode: {0}")]
+    Block(String),
+    #[error("certificate missing or does not decode")]
+    Certificate,
+    #[error("certificate is for height {certified} and block {block_hash}, not this block")]
+    Mismatch { certified: u64, block_hash: Hash },
+    #[error("certificate does not verify: {0}")]
+    Unverified(String),
+    #[error("core refused the block: {0}")]
+    Refused(String),
+}
+
+impl Sync {
+    /// Runs until `shutdown` turns true.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut turn = 0usize;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                Some(()) = self.behind.recv() => {}
+            }
+
+            let peers = self.network.peers.borrow().clone();
+            if peers.is_empty() {
+                continue;
+            }
+            // Start with a different peer each time, so one slow or lying peer cannot stall us.
+            turn = turn.wrapping_add(1);
+            for offset in 0..peers.len() {
+                let peer = peers[(turn + offset) % peers.len()];
+                match self.catch_up_from(peer).await {
+                    Ok(()) => break,
+                    Err(problem) => tracing::debug!(%peer, %problem, "sync from peer failed"),
+                }
+            }
+        }
+    }
+
+    fn height(&self) -> u64 {
+        let status = self
+            .status
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        status.height.parse().unwrap_or(0)
+    }
+
+    fn set_syncing(&self, syncing: bool) {
+        let mut status = self
+            .status
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        status.syncing = syncing;
+    }
+
+    /// Fetches and applies blocks from `peer` until we reach its head.
+    async fn catch_up_from(&mut self, peer: PeerId) -> Result<(), String> {
+        let head = match self.network.request(peer, SyncRequest::Head).await? {
+            SyncResponse::Head(head) => head,
+            SyncResponse::Blocks(_) => return Err("answered head with blocks".into()),
+        };
+
+        while self.height() < head {
+            self.set_syncing(true);
+            let from = self.height() + 1;
+            let count = (head - self.height()).min(u64::from(MAX_RANGE_BLOCKS)) as u32;
+            let blocks = match self
+                .network
+                .request(peer, SyncRequest::Range { from, count })
+                .await?
+            {
+                SyncResponse::Blocks(blocks) if !blocks.is_empty() => blocks,
+                _ => return Err(format!("peer served no blocks from {from}")),
+            };
+
+            for served in blocks {
+                if let Err(bad) = self.apply(served).await {
+                    tracing::warn!(%peer, %bad, "peer served a bad block");
+                    self.network.send(Command::Penalise { peer }).await;
+                    return Err(bad.to_string());
+                }
+            }
+        }
+        self.set_syncing(false);
+        Ok(())
+    }
+
+    async fn apply(&self, served: ServedBlock) -> Result<(), BadBlock> {
+        let (block, certificate) = self.check(served).await?;
+        let (reply, answer) = oneshot::channel();
+        let input = CoreInput::Synced {
+            block: Box::new(block),
+            certificate,
+            reply,
+        };
+        if self.core.send(input).await.is_err() {
+            return Ok(());
+        }
+        match answer.await {
+            Ok(Ok(())) | Err(_) => Ok(()),
+            Ok(Err(reason)) => Err(BadBlock::Refused(reason)),
+        }
+    }
+
+    /// Decodes a served block and verifies its certificate, on the blocking pool.
+    async fn check(
+        &self,
+        served: ServedBlock,
+    ) -> Result<(ChainBlock, CommitCertificate), BadBlock> {
+        let network_id = self.network_id;
+        let validators = self.validators.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let block =
+                Block::decode(&served.block).map_err(|error| BadBlock::Block(error.to_string()))?;
+            let certificate = served
+                .certificate
+                .as_deref()
+                .and_then(|bytes| CommitCertificate::from_bytes(bytes).ok())
+                .ok_or(BadBlock::Certificate)?;
+
+            let block = ChainBlock(block);
+            if certificate.height != block.0.header.height || certificate.block_hash != block.hash()
+            {
+                return Err(BadBlock::Mismatch {
+                    certified: certificate.height,
+                    block_hash: certificate.block_hash,
+                });
+            }
+            certificate
+                .verify(&network_id, &validators)
+                .map_err(|error| BadBlock::Unverified(error.to_string()))?;
+            Ok((block, certificate))
+        })
+        .await;
+        checked.unwrap_or_else(|_| Err(BadBlock::Refused("verification task failed".into())))
+    }
+}
