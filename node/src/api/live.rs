@@ -1,8 +1,8 @@
 //! [`NodeApi`] over the running node: sled reads through [`Storage`], mempool questions
 //! through the core task's input channel, the status snapshot the core keeps current.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use protocol::chain_log::CertifiedBlock;
@@ -22,6 +22,11 @@ use crate::storage::{Storage, StorageError};
 /// How often the head watcher looks at the status snapshot for a new commit.
 const HEAD_POLL: Duration = Duration::from_millis(20);
 
+/// How long the sync task must have been fetching blocks before the API calls the node
+/// syncing. Under load a validator often fetches the one block a faster peer just committed;
+/// refusing wallets for that blip would turn normal operation into 503s.
+const SYNC_GRACE: Duration = Duration::from_secs(3);
+
 /// The running node, as the API sees it.
 pub struct LiveNode {
     genesis: Genesis,
@@ -30,6 +35,7 @@ pub struct LiveNode {
     storage: Storage,
     signatures: Arc<SignatureCache>,
     heads: watch::Receiver<u64>,
+    syncing_since: Arc<Mutex<Option<Instant>>>,
 }
 
 impl LiveNode {
@@ -44,7 +50,13 @@ impl LiveNode {
     ) -> LiveNode {
         let first = read_height(&status);
         let (sender, heads) = watch::channel(first);
-        tokio::spawn(follow_head(status.clone(), sender, shutdown));
+        let syncing_since = Arc::new(Mutex::new(None));
+        tokio::spawn(follow_head(
+            status.clone(),
+            sender,
+            syncing_since.clone(),
+            shutdown,
+        ));
         LiveNode {
             genesis,
             core,
@@ -52,6 +64,7 @@ impl LiveNode {
             storage,
             signatures,
             heads,
+            syncing_since,
         }
     }
 
@@ -68,6 +81,17 @@ impl LiveNode {
     }
 }
 
+impl LiveNode {
+    /// Whether the sync task has been fetching blocks for longer than [`SYNC_GRACE`].
+    fn syncing(&self) -> bool {
+        let since = self
+            .syncing_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        since.is_some_and(|started| started.elapsed() > SYNC_GRACE)
+    }
+}
+
 fn read_height(status: &SharedStatus) -> u64 {
     let snapshot = status
         .read()
@@ -81,6 +105,7 @@ fn read_height(status: &SharedStatus) -> u64 {
 async fn follow_head(
     status: SharedStatus,
     sender: watch::Sender<u64>,
+    syncing_since: Arc<Mutex<Option<Instant>>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(HEAD_POLL);
@@ -90,7 +115,22 @@ async fn follow_head(
             _ = ticker.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        let height = read_height(&status);
+        let (height, syncing) = {
+            let snapshot = status
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (snapshot.height.parse().unwrap_or(0), snapshot.syncing)
+        };
+        {
+            let mut since = syncing_since
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            *since = match (syncing, *since) {
+                (false, _) => None,
+                (true, None) => Some(Instant::now()),
+                (true, started) => started,
+            };
+        }
         sender.send_if_modified(|current| {
             let newer = height > *current;
             if newer {
@@ -139,7 +179,7 @@ impl NodeApi for LiveNode {
             round: snapshot.round,
             mempool_size: snapshot.mempool_size,
             peers: snapshot.peers,
-            syncing: snapshot.syncing,
+            syncing: self.syncing(),
         }
     }
 
