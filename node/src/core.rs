@@ -742,11 +742,11 @@ impl Core {
             return false;
         }
 
-        // Timestamps strictly increase, and a proposal may not be dated far in our future.
         let parent_time = self.head.as_ref().map_or(0, |parent| parent.timestamp_ms);
-        let latest = now_ms() + self.max_clock_skew.as_millis() as u64;
-        if header.timestamp_ms <= parent_time || header.timestamp_ms > latest {
-            tracing::warn!(height, block = %hash, timestamp = header.timestamp_ms, "proposal timestamp out of bounds");
+        let skew_ms = self.max_clock_skew.as_millis() as u64;
+        if !timestamp_acceptable(header.timestamp_ms, parent_time, now_ms(), skew_ms) {
+            let timestamp = header.timestamp_ms;
+            tracing::warn!(height, block = %hash, timestamp, "proposal timestamp out of bounds");
             return false;
         }
 
@@ -979,9 +979,46 @@ fn log_signed(message: &SignedMessage<ChainBlock>) {
     tracing::info!("signed {kind} height={height} round={round} block={block}");
 }
 
+/// The consensus timestamp rules: a block is dated strictly after its parent, and not more
+/// than `skew_ms` ahead of this validator's clock `now_ms`.
+///
+/// A re-proposed block keeps its original timestamp, which only ever lies further in the
+/// past, so these rules never refuse a legitimate re-proposal.
+pub fn timestamp_acceptable(timestamp_ms: u64, parent_ms: u64, now_ms: u64, skew_ms: u64) -> bool {
+    timestamp_ms > parent_ms && timestamp_ms <= now_ms.saturating_add(skew_ms)
+}
+
 /// Milliseconds since the Unix epoch by this machine's clock.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_strictly_increase_and_stay_near_our_clock() {
+        let (parent, now, skew) = (1_000, 5_000, 2_000);
+        assert!(timestamp_acceptable(1_001, parent, now, skew));
+        assert!(timestamp_acceptable(7_000, parent, now, skew));
+        assert!(
+            !timestamp_acceptable(1_000, parent, now, skew),
+            "equal to the parent's"
+        );
+        assert!(
+            !timestamp_acceptable(999, parent, now, skew),
+            "before the parent's"
+        );
+        assert!(
+            !timestamp_acceptable(7_001, parent, now, skew),
+            "too far ahead"
+        );
+        assert!(
+            timestamp_acceptable(u64::MAX, 0, u64::MAX, 1),
+            "no overflow at the edge"
+        );
+    }
 }
