@@ -60,10 +60,10 @@ fn four_validators_agree_under_load() {
         let (_, block) = cluster.nodes[0].get(&format!("/v1/blocks/{h}"));
         let proposer = addresses
             .iter()
-            .position(|a| *a == block["proposer"])
+            .position(|a| *a == block["header"]["proposer"])
             .unwrap();
-        for id in block["transfers"].as_array().unwrap() {
-            carried += usize::from(received_by[id] != proposer);
+        for transfer in block["transfers"].as_array().unwrap() {
+            carried += usize::from(received_by[&transfer["id"]] != proposer);
         }
     }
     assert!(
@@ -123,7 +123,7 @@ fn same_transfer_at_two_nodes_applies_once() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .filter(|t| **t == id)
+                .filter(|t| t["id"] == id)
                 .count();
         }
         assert_eq!(holding, 1, "node {node} holds the transfer {holding} times");
@@ -264,7 +264,7 @@ fn faulty_validators_do_not_stop_the_federation() {
     for h in start..=start + heights {
         let (_, block) = cluster.nodes[0].get(&format!("/v1/blocks/{h}"));
         assert_ne!(
-            block["proposer"], faulty,
+            block["header"]["proposer"], faulty,
             "an invalid proposal was committed at {h}"
         );
     }

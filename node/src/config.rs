@@ -103,6 +103,14 @@ pub struct P2pSection {
 pub struct ApiSection {
     /// Address and port of the HTTP server; port 0 picks a free port.
     pub listen: String,
+    /// Origins allowed to call the API from a browser (CORS); `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// Requests a second per client address, bursts of twice that; 0 is unlimited.
+    pub rate_limit_per_second: u32,
+    /// The largest request body accepted, in bytes.
+    pub body_limit_bytes: u64,
+    /// Milliseconds a client may take to send a whole request body.
+    pub body_timeout_ms: u64,
 }
 
 /// `[consensus]`: pacing and clock bounds. Timeouts grow per round.
@@ -173,8 +181,19 @@ bootstrap = []
 redial_interval_ms = 2000
 
 [api]
-# Address and port of the HTTP server (status, transfer submission). Port 0 picks a free port.
+# Address and port of the wallet HTTP API (docs/api.md). Port 0 picks a free port.
 listen = "127.0.0.1:8080"
+# Origins allowed to call the API from a web page on another origin (CORS), for example
+# ["https://wallet.example"]; "*" allows any. Empty: no cross-origin calls.
+cors_origins = []
+# Requests a second per client address, with bursts of twice that; over it: 429
+# rate_limited. 0 turns the limit off.
+rate_limit_per_second = 0
+# The largest request body accepted, in bytes (a signed transfer is under 1 KiB); over it:
+# 413 body_too_large.
+body_limit_bytes = 8192
+# Milliseconds a client may take to send a whole request body; over it: 408 body_timeout.
+body_timeout_ms = 10000
 
 [consensus]
 # When no transfer is waiting, wait up to this many milliseconds before starting the next
@@ -221,6 +240,10 @@ impl Default for Config {
             },
             api: ApiSection {
                 listen: "127.0.0.1:8080".into(),
+                cors_origins: Vec::new(),
+                rate_limit_per_second: 0,
+                body_limit_bytes: 8192,
+                body_timeout_ms: 10_000,
             },
             consensus: ConsensusSection {
                 empty_block_interval_ms: 1000,

@@ -41,6 +41,10 @@ use crate::storage::{CommitWrite, IndexedTransfer, Storage, StorageError, Stored
 /// How often newly submitted transfers are flushed to gossip as one batch.
 const OUTBOX_FLUSH: Duration = Duration::from_millis(20);
 
+/// How often the oldest pending transfers are gossiped again. Gossip published while no
+/// peer listened is lost; this is how such transfers still reach the proposers.
+const REGOSSIP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Most transfers in one gossip batch.
 pub const BATCH_MAX: usize = 512;
 
@@ -127,6 +131,13 @@ pub enum CoreInput {
         /// The answer.
         reply: oneshot::Sender<TransferStatus>,
     },
+    /// An account's committed state and its next sequence counting pending transfers.
+    Account {
+        /// The account.
+        account: PublicKey,
+        /// The answer.
+        reply: oneshot::Sender<AccountAnswer>,
+    },
     /// A verified consensus message from a peer.
     Consensus(Box<Verified<SignedMessage<ChainBlock>>>),
     /// A committed block fetched by sync, its certificate already verified against it.
@@ -145,6 +156,19 @@ pub enum CoreInput {
         /// The block, if this node saw it.
         reply: oneshot::Sender<Option<ServedBlock>>,
     },
+}
+
+/// An account as the API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountAnswer {
+    /// Committed balance in units.
+    pub balance: u64,
+    /// The next sequence the ledger accepts.
+    pub next_sequence: u64,
+    /// The next sequence counting this node's pending transfers from the account.
+    pub next_sequence_pending: u64,
+    /// The committed height these are as of.
+    pub height: u64,
 }
 
 /// The node's state as shown by `GET /v1/status`, kept current by the core.
@@ -272,6 +296,8 @@ pub struct Core {
     max_clock_skew: Duration,
     last_commit_at: Instant,
     misbehaviour: Option<Misbehaviour>,
+    /// The (height, round) whose proposal waits for a transfer or the empty-block interval.
+    waiting_build: Option<(Height, Round)>,
 }
 
 impl Core {
@@ -299,6 +325,7 @@ impl Core {
             max_clock_skew: parts.max_clock_skew,
             last_commit_at: Instant::now(),
             misbehaviour: parts.misbehaviour,
+            waiting_build: None,
         }
     }
 
@@ -325,6 +352,8 @@ impl Core {
 
         let mut flush = tokio::time::interval(OUTBOX_FLUSH);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut regossip = tokio::time::interval(REGOSSIP_INTERVAL);
+        regossip.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -336,6 +365,7 @@ impl Core {
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => self.fire_timers().await?,
                 _ = flush.tick() => self.flush_outbox().await,
+                _ = regossip.tick() => self.regossip().await,
             }
             self.publish_status();
         }
@@ -358,7 +388,12 @@ impl Core {
         match input {
             CoreInput::Submit { transfer, reply } => {
                 let outcome = self.submit(transfer, true).await?;
+                let accepted = outcome == SubmitOutcome::Accepted;
                 let _ = reply.send(outcome);
+                if accepted {
+                    // A proposer waiting for something to propose need wait no longer.
+                    self.build_now().await?;
+                }
             }
             CoreInput::GossipTransfers { transfers, reply } => {
                 let mut any_new = false;
@@ -366,10 +401,25 @@ impl Core {
                     any_new |= self.submit(transfer, false).await? == SubmitOutcome::Accepted;
                 }
                 let _ = reply.send(any_new);
+                if any_new {
+                    self.build_now().await?;
+                }
             }
             CoreInput::Status { id, reply } => {
                 let status = self.transfer_status(&id)?;
                 let _ = reply.send(status);
+            }
+            CoreInput::Account { account, reply } => {
+                let committed = self.ledger.account(&account);
+                let pending = self
+                    .mempool
+                    .next_sequence_with_pending(&account, committed.next_sequence);
+                let _ = reply.send(AccountAnswer {
+                    balance: committed.balance,
+                    next_sequence: committed.next_sequence,
+                    next_sequence_pending: pending,
+                    height: self.head_height(),
+                });
             }
             CoreInput::Consensus(message) => {
                 if let Message::Proposal(proposal) = &message.get().message {
@@ -517,6 +567,7 @@ impl Core {
                         let deadline = self.last_commit_at + self.empty_block_interval;
                         self.timers
                             .push(Reverse((deadline, Timer::Build(height, round))));
+                        self.waiting_build = Some((height, round));
                     } else {
                         let value = self.build(height);
                         let input = Input::ProposalValue {
@@ -607,19 +658,30 @@ impl Core {
                     self.republish().await;
                 }
                 Timer::Build(height, round) => {
-                    if self.machine.height() == height && self.machine.round() == round {
-                        let value = self.build(height);
-                        let actions = self.machine.handle(Input::ProposalValue {
-                            height,
-                            round,
-                            value,
-                        });
-                        self.execute(actions).await?;
+                    if self.waiting_build == Some((height, round)) {
+                        self.build_now().await?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Builds the proposal this validator was waiting to build, if any and still current.
+    async fn build_now(&mut self) -> Result<(), HaltError> {
+        let Some((height, round)) = self.waiting_build.take() else {
+            return Ok(());
+        };
+        if self.machine.height() != height || self.machine.round() != round {
+            return Ok(());
+        }
+        let value = self.build(height);
+        let actions = self.machine.handle(Input::ProposalValue {
+            height,
+            round,
+            value,
+        });
+        self.execute(actions).await
     }
 
     /// Publishes again what this validator signed in the current round: gossip sent while
@@ -680,11 +742,11 @@ impl Core {
             return false;
         }
 
-        // Timestamps strictly increase, and a proposal may not be dated far in our future.
         let parent_time = self.head.as_ref().map_or(0, |parent| parent.timestamp_ms);
-        let latest = now_ms() + self.max_clock_skew.as_millis() as u64;
-        if header.timestamp_ms <= parent_time || header.timestamp_ms > latest {
-            tracing::warn!(height, block = %hash, timestamp = header.timestamp_ms, "proposal timestamp out of bounds");
+        let skew_ms = self.max_clock_skew.as_millis() as u64;
+        if !timestamp_acceptable(header.timestamp_ms, parent_time, now_ms(), skew_ms) {
+            let timestamp = header.timestamp_ms;
+            tracing::warn!(height, block = %hash, timestamp, "proposal timestamp out of bounds");
             return false;
         }
 
@@ -859,6 +921,24 @@ impl Core {
         }
     }
 
+    /// Publishes the transfers next in line for a block once more.
+    async fn regossip(&mut self) {
+        let ledger = &self.ledger;
+        let pending = self
+            .mempool
+            .candidates(BATCH_MAX, |sender| ledger.account(sender).next_sequence);
+        if pending.is_empty() {
+            return;
+        }
+        let signed: Vec<_> = pending.iter().map(|t| t.signed().clone()).collect();
+        let data = TransferBatch::of(&signed).encode();
+        let command = Command::Publish {
+            topic: Topic::Transfers,
+            data,
+        };
+        self.network.send(command).await;
+    }
+
     fn publish_status(&self) {
         let peers = self.network.peers.borrow().len();
         let mut status = self
@@ -899,9 +979,46 @@ fn log_signed(message: &SignedMessage<ChainBlock>) {
     tracing::info!("signed {kind} height={height} round={round} block={block}");
 }
 
+/// The consensus timestamp rules: a block is dated strictly after its parent, and not more
+/// than `skew_ms` ahead of this validator's clock `now_ms`.
+///
+/// A re-proposed block keeps its original timestamp, which only ever lies further in the
+/// past, so these rules never refuse a legitimate re-proposal.
+pub fn timestamp_acceptable(timestamp_ms: u64, parent_ms: u64, now_ms: u64, skew_ms: u64) -> bool {
+    timestamp_ms > parent_ms && timestamp_ms <= now_ms.saturating_add(skew_ms)
+}
+
 /// Milliseconds since the Unix epoch by this machine's clock.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_strictly_increase_and_stay_near_our_clock() {
+        let (parent, now, skew) = (1_000, 5_000, 2_000);
+        assert!(timestamp_acceptable(1_001, parent, now, skew));
+        assert!(timestamp_acceptable(7_000, parent, now, skew));
+        assert!(
+            !timestamp_acceptable(1_000, parent, now, skew),
+            "equal to the parent's"
+        );
+        assert!(
+            !timestamp_acceptable(999, parent, now, skew),
+            "before the parent's"
+        );
+        assert!(
+            !timestamp_acceptable(7_001, parent, now, skew),
+            "too far ahead"
+        );
+        assert!(
+            timestamp_acceptable(u64::MAX, 0, u64::MAX, 1),
+            "no overflow at the edge"
+        );
+    }
 }

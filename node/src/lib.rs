@@ -15,7 +15,7 @@
 //! - [`sync`]: fetching committed blocks from peers that are ahead.
 //! - [`mempool`]: transfers waiting for a block.
 //! - [`sigcache`]: signature verdicts, so each signed transfer is verified once.
-//! - [`api`]: the HTTP server.
+//! - [`api`]: the wallet HTTP API and its interface to the node.
 //! - [`chain`]: adapters between protocol types and the parts above.
 
 pub mod api;

@@ -24,7 +24,8 @@ use protocol::consensus::{Params, SafetyState, StateMachine, TimeoutConfig, Vali
 use protocol::{Account, Block, BlockHeader, Genesis, Ledger, PublicKey};
 use tokio::sync::{mpsc, watch};
 
-use crate::api::{self, ApiState};
+use crate::api::live::LiveNode;
+use crate::api::{self, ApiConfig, ApiState};
 use crate::chain::ChainBlock;
 use crate::config::Config;
 use crate::core::{Core, CoreParts, HaltError, Misbehaviour, StatusSnapshot};
@@ -211,15 +212,17 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         tokio::spawn(publish_garbage(network.clone(), shutdown.clone()));
     }
 
-    let api_state = ApiState {
-        genesis: Arc::new(genesis.clone()),
-        core: core_sender,
-        status: status.clone(),
-        storage: storage.clone(),
+    let live = LiveNode::new(
+        genesis.clone(),
+        core_sender,
+        status.clone(),
+        storage.clone(),
         signatures,
-    };
+        shutdown.clone(),
+    );
+    let api_state = ApiState::new(Arc::new(live), api_config(&config));
     let mut api_shutdown = shutdown.clone();
-    let server = axum::serve(listener, api::router(api_state)).with_graceful_shutdown(async move {
+    let server = api::serve(listener, api_state, async move {
         let _ = api_shutdown.wait_for(|stop| *stop).await;
     });
     let server = tokio::spawn(async move {
@@ -253,13 +256,15 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         max_clock_skew: Duration::from_millis(config.consensus.max_clock_skew_ms),
         misbehaviour: options.misbehaviour,
     });
-    tokio::spawn(wait_for_signal(shutdown_sender));
+    tokio::spawn(wait_for_signal(shutdown_sender.clone()));
 
     let result = core.run(core_inputs, shutdown.clone()).await;
     if let Err(error) = &result {
         tracing::error!(%error, "node halted");
     }
-    // Whatever ended the core, the server must stop too.
+
+    // Whatever ended the core (a signal or a halt), every other task stops too.
+    shutdown_sender.send_replace(true);
     let _ = server
         .await
         .map_err(|error| tracing::error!(%error, "HTTP task failed"));
@@ -316,6 +321,17 @@ fn load_state(
         )));
     }
     Ok((ledger, Some(head)))
+}
+
+/// The API's limits from the `[api]` section.
+fn api_config(config: &Config) -> ApiConfig {
+    ApiConfig {
+        body_limit_bytes: usize::try_from(config.api.body_limit_bytes).unwrap_or(usize::MAX),
+        body_timeout: Duration::from_millis(config.api.body_timeout_ms),
+        cors_origins: config.api.cors_origins.clone(),
+        rate_limit_per_second: config.api.rate_limit_per_second,
+        ..ApiConfig::default()
+    }
 }
 
 fn load_safety(storage: &Storage) -> Result<Option<SafetyState<ChainBlock>>, RunError> {
@@ -397,5 +413,114 @@ async fn publish_garbage(network: network::NetworkHandle, mut shutdown: watch::R
                 })
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::block::{BlockContext, build_block};
+    use protocol::genesis::Allocation;
+    use protocol::{Decimals, Hash, SecretKey, SignedTransfer, Transfer, Validator};
+
+    use crate::storage::{CommitWrite, StoredAccount};
+
+    fn genesis(payer: &SecretKey) -> Genesis {
+        Genesis {
+            network: "run-tests".into(),
+            decimals: Decimals::new(2).unwrap(),
+            min_fee: 1,
+            fee_account: SecretKey::from_seed(&[9; 32]).public_key(),
+            max_supply: 1_000_000,
+            max_block_transfers: 10,
+            max_block_bytes: 1 << 16,
+            validators: vec![Validator {
+                name: "v".into(),
+                key: SecretKey::from_seed(&[1; 32]).public_key(),
+            }],
+            allocations: vec![Allocation {
+                account: payer.public_key(),
+                balance: 1_000,
+            }],
+        }
+    }
+
+    /// Stores block 1 with the accounts it changed, optionally tampering with one balance.
+    fn store_first_block(storage: &Storage, genesis: &Genesis, payer: &SecretKey, tamper: bool) {
+        let receiver = SecretKey::from_seed(&[3; 32]).public_key();
+        let body = Transfer::new(
+            genesis.network_id(),
+            payer.public_key(),
+            receiver,
+            10,
+            1,
+            1,
+            "",
+        );
+        let transfer = SignedTransfer::sign(body, payer).into_verified().unwrap();
+        let ledger = Ledger::from_genesis(genesis);
+        let context = BlockContext::after(None, genesis.validators[0].key, 1);
+        let built = build_block(&ledger, genesis, context, vec![transfer]);
+
+        let mut accounts: Vec<(PublicKey, StoredAccount)> = built
+            .effects
+            .changed
+            .iter()
+            .map(|(owner, a)| {
+                (
+                    *owner,
+                    StoredAccount {
+                        balance: a.balance,
+                        next_sequence: a.next_sequence,
+                    },
+                )
+            })
+            .collect();
+        if tamper {
+            // Supply still adds up; only the state root can tell.
+            accounts[0].1.next_sequence += 1;
+        }
+        let block = built.block.encode();
+        let write = CommitWrite {
+            height: 1,
+            block_hash: built.block.hash(),
+            block: &block,
+            certificate: b"not read here",
+            accounts,
+            transfers: Vec::new(),
+        };
+        storage.commit(&write).unwrap();
+    }
+
+    #[test]
+    fn stored_state_reloads_to_the_head_state_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), 1 << 20).unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let genesis = genesis(&payer);
+        store_first_block(&storage, &genesis, &payer, false);
+
+        let (ledger, head) = load_state(&storage, &genesis).unwrap();
+        let head = head.unwrap();
+        assert_eq!(head.height, 1);
+        assert_eq!(ledger.state_root(), head.state_root);
+        assert_ne!(head.state_root, Hash::ZERO);
+        assert_eq!(ledger.account(&payer.public_key()).next_sequence, 2);
+    }
+
+    #[test]
+    fn stored_accounts_that_disagree_with_the_head_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), 1 << 20).unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let genesis = genesis(&payer);
+        store_first_block(&storage, &genesis, &payer, true);
+
+        let error = load_state(&storage, &genesis).unwrap_err();
+        assert!(
+            matches!(error, RunError::Inconsistent { height: 1, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("state root"), "{error}");
     }
 }

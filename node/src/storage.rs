@@ -18,6 +18,9 @@
 //!
 //! Heights and positions are big-endian, so sled's byte order is height order.
 //!
+//! The state tree's inner nodes are not stored: at start the node rebuilds the tree from the
+//! stored accounts and checks its root against the head block's state root.
+//!
 //! This module knows nothing of blocks' structure: callers hand it encoded bytes and the
 //! facts to index (see [`CommitWrite`]), which keeps the on-disk format independent of the
 //! protocol types' evolution and this module easy to test on its own.
@@ -32,6 +35,8 @@ const BLOCK_HASH: u8 = b'h';
 const ACCOUNT: u8 = b'a';
 const TRANSFER: u8 = b't';
 const HISTORY: u8 = b'y';
+// TODO: store the state tree's nodes (prefix `n`) once `protocol::state_tree` exposes them,
+// so a restart with millions of accounts need not rehash the whole tree.
 
 // Meta keys start with `m`, like the other prefixes.
 const META_SAFETY: &[u8] = b"msafety";
@@ -273,6 +278,48 @@ impl Storage {
             entries.push((location, Hash(id)));
         }
         Ok(entries)
+    }
+
+    /// Up to `limit` history entries of `account`, newest first, strictly older than
+    /// `before` (height, position) when given: one page of the wallet API's history.
+    pub fn history_page(
+        &self,
+        account: &PublicKey,
+        before: Option<(u64, u32)>,
+        limit: usize,
+    ) -> Result<Vec<(TransferLocation, Hash)>, StorageError> {
+        let prefix = key(HISTORY, &[account.as_bytes()]);
+        let entries = match before {
+            None => self.db.scan_prefix(&prefix),
+            Some((height, position)) => {
+                let end = key(
+                    HISTORY,
+                    &[
+                        account.as_bytes(),
+                        &height.to_be_bytes(),
+                        &position.to_be_bytes(),
+                    ],
+                );
+                self.db.range(prefix..end)
+            }
+        };
+
+        let mut page = Vec::new();
+        for entry in entries.rev().take(limit) {
+            let (key, value) = entry?;
+            let corrupt = || StorageError::Corrupt {
+                key: "y history".into(),
+            };
+            let tail = key.get(33..).ok_or_else(corrupt)?;
+            let (height, position) = tail.split_at_checked(8).ok_or_else(corrupt)?;
+            let location = TransferLocation {
+                height: u64::from_be_bytes(height.try_into().map_err(|_| corrupt())?),
+                position: u32::from_be_bytes(position.try_into().map_err(|_| corrupt())?),
+            };
+            let id: [u8; 32] = value.as_ref().try_into().map_err(|_| corrupt())?;
+            page.push((location, Hash(id)));
+        }
+        Ok(page)
     }
 
     /// Flushes everything to disk (used at shutdown).

@@ -9,9 +9,9 @@
 //! their decimal text), [`encoding`] (canonical postcard), [`transfer`] and [`batch`] (what is
 //! signed and how it is checked), [`genesis`] (a network's rules), [`ledger`] and
 //! [`state_tree`] (what applying a transfer does, and the state root), [`merkle`] and
-//! [`block`] (what validators agree on), [`consensus`] (how they agree), [`chain_log`] and
-//! [`audit`] (how anyone checks the result). `docs/protocol.md` and `docs/log-format.md`
-//! specify the bytes.
+//! [`block`] (what validators agree on), [`consensus`] (how they agree), [`receipt`] (proof of
+//! one payment), [`chain_log`] and [`audit`] (how anyone checks the result).
+//! `docs/protocol.md` and `docs/log-format.md` specify the bytes.
 
 pub mod amount;
 pub mod audit;
@@ -25,6 +25,7 @@ pub mod hash;
 pub mod keys;
 pub mod ledger;
 pub mod merkle;
+pub mod receipt;
 pub mod state_tree;
 pub mod transfer;
 pub mod verification;

@@ -418,14 +418,19 @@ fn parse_units(
         .map_err(|error| TransferJsonError::BadAmount { field, error })
 }
 
-/// Parses `^(0|[1-9][0-9]*)$` into a u64.
 fn parse_sequence(text: &str) -> Result<u64, TransferJsonError> {
+    parse_integer(text).ok_or(TransferJsonError::BadSequence)
+}
+
+/// Parses the text form of every integer in the JSON forms (sequences, heights, indexes):
+/// `^(0|[1-9][0-9]*)$` within u64; `None` for anything else.
+pub fn parse_integer(text: &str) -> Option<u64> {
     let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     let leading_zero = text.len() > 1 && text.starts_with('0');
     if !digits_only || leading_zero {
-        return Err(TransferJsonError::BadSequence);
+        return None;
     }
-    text.parse().map_err(|_| TransferJsonError::BadSequence)
+    text.parse().ok()
 }
 
 #[cfg(test)]

@@ -183,7 +183,7 @@ impl Cluster {
             for index in indexes {
                 let (code, block) = self.nodes[*index].get(&format!("/v1/blocks/{h}"));
                 assert_eq!(code, 200, "node {index} has no block {h}: {block}");
-                let pair = (block["hash"].clone(), block["state_root"].clone());
+                let pair = (block["hash"].clone(), block["header"]["state_root"].clone());
                 match &seen {
                     None => seen = Some((pair.0, pair.1, *index)),
                     Some((hash, root, first)) => {

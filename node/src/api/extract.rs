@@ -1,0 +1,95 @@
+//! Request extractors that answer every failure with the API's JSON errors.
+//!
+//! axum's own extractors answer rejections in plain text; these read the body and the query
+//! themselves so that a wallet always gets `{code, message}`. The body extractor also
+//! enforces the content type, the size limit and a deadline for the whole body, so a client
+//! that trickles bytes or never finishes cannot hold a connection's handler forever.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+
+use super::ApiState;
+use super::error::ApiError;
+
+/// A JSON body of type `T`, read under the configured size limit and deadline.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<ApiState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &ApiState) -> Result<Self, ApiError> {
+        check_content_type(request.headers().get(CONTENT_TYPE))?;
+
+        let limit = state.config.body_limit_bytes;
+        let deadline = state.config.body_timeout;
+        let bytes = tokio::time::timeout(deadline, read_limited(request.into_body(), limit))
+            .await
+            .map_err(|_| ApiError::BodyTimeout(deadline.as_millis()))??;
+
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|error| ApiError::MalformedJson(error.to_string()))
+    }
+}
+
+/// Accepts `application/json`, with or without parameters such as a charset.
+fn check_content_type(value: Option<&axum::http::HeaderValue>) -> Result<(), ApiError> {
+    let text = value
+        .and_then(|value| value.to_str().ok())
+        .ok_or(ApiError::UnsupportedMediaType)?;
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+/// Reads the body, stopping as soon as it passes `limit` bytes.
+async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::BodyUnreadable)?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::BodyTooLarge(limit));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// The query string's parameters; a repeated name is refused rather than guessed at.
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map_err(|_| ApiError::parameter("bad_query", "the query string does not parse"))?;
+
+        let mut params = HashMap::new();
+        for (name, value) in pairs {
+            if params.contains_key(&name) {
+                let message = format!("query parameter {name} is given more than once");
+                return Err(ApiError::parameter("bad_query", message));
+            }
+            params.insert(name, value);
+        }
+        Ok(Params(params))
+    }
+}
+
+impl Params {
+    /// The parameter, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}

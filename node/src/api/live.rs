@@ -1,0 +1,296 @@
+//! [`NodeApi`] over the running node: sled reads through [`Storage`], mempool questions
+//! through the core task's input channel, the status snapshot the core keeps current.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use protocol::chain_log::CertifiedBlock;
+use protocol::consensus::CommitCertificate;
+use protocol::{Block, Genesis, Hash, PublicKey, SignedTransfer, VerifiedTransfer};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::backend::{
+    AccountState, BackendError, Evidence, Location, NodeApi, NodeStatus, SubmitOutcome,
+    TransferState,
+};
+use crate::core::{self, CoreInput, SharedStatus, TransferStatus};
+use crate::mempool::FinalStatus;
+use crate::sigcache::SignatureCache;
+use crate::storage::{Storage, StorageError};
+
+/// How often the head watcher looks at the status snapshot for a new commit.
+const HEAD_POLL: Duration = Duration::from_millis(20);
+
+/// How long the sync task must have been fetching blocks before the API calls the node
+/// syncing. Under load a validator often fetches the one block a faster peer just committed;
+/// refusing wallets for that blip would turn normal operation into 503s.
+const SYNC_GRACE: Duration = Duration::from_secs(3);
+
+/// The running node, as the API sees it.
+pub struct LiveNode {
+    genesis: Genesis,
+    core: mpsc::Sender<CoreInput>,
+    status: SharedStatus,
+    storage: Storage,
+    signatures: Arc<SignatureCache>,
+    heads: watch::Receiver<u64>,
+    syncing_since: Arc<Mutex<Option<Instant>>>,
+}
+
+impl LiveNode {
+    /// Wraps the node's parts and starts following its head until `shutdown` turns true.
+    pub fn new(
+        genesis: Genesis,
+        core: mpsc::Sender<CoreInput>,
+        status: SharedStatus,
+        storage: Storage,
+        signatures: Arc<SignatureCache>,
+        shutdown: watch::Receiver<bool>,
+    ) -> LiveNode {
+        let first = read_height(&status);
+        let (sender, heads) = watch::channel(first);
+        let syncing_since = Arc::new(Mutex::new(None));
+        tokio::spawn(follow_head(
+            status.clone(),
+            sender,
+            syncing_since.clone(),
+            shutdown,
+        ));
+        LiveNode {
+            genesis,
+            core,
+            status,
+            storage,
+            signatures,
+            heads,
+            syncing_since,
+        }
+    }
+
+    async fn ask<T>(
+        &self,
+        input: impl FnOnce(oneshot::Sender<T>) -> CoreInput,
+    ) -> Result<T, BackendError> {
+        let (reply, answer) = oneshot::channel();
+        self.core
+            .send(input(reply))
+            .await
+            .map_err(|_| BackendError::ShuttingDown)?;
+        answer.await.map_err(|_| BackendError::ShuttingDown)
+    }
+}
+
+impl LiveNode {
+    /// Whether the sync task has been fetching blocks for longer than [`SYNC_GRACE`].
+    fn syncing(&self) -> bool {
+        let since = self
+            .syncing_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        since.is_some_and(|started| started.elapsed() > SYNC_GRACE)
+    }
+}
+
+fn read_height(status: &SharedStatus) -> u64 {
+    let snapshot = status
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    snapshot.height.parse().unwrap_or(0)
+}
+
+/// Publishes each new committed height. The core updates the snapshot only after a commit is
+/// flushed, so a height seen here is durable.
+// TODO: a watch channel sent by the core at each commit would save the polling delay.
+async fn follow_head(
+    status: SharedStatus,
+    sender: watch::Sender<u64>,
+    syncing_since: Arc<Mutex<Option<Instant>>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(HEAD_POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let (height, syncing) = {
+            let snapshot = status
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (snapshot.height.parse().unwrap_or(0), snapshot.syncing)
+        };
+        {
+            let mut since = syncing_since
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            *since = match (syncing, *since) {
+                (false, _) => None,
+                (true, None) => Some(Instant::now()),
+                (true, started) => started,
+            };
+        }
+        sender.send_if_modified(|current| {
+            let newer = height > *current;
+            if newer {
+                *current = height;
+            }
+            newer
+        });
+    }
+}
+
+fn storage_error(error: StorageError) -> BackendError {
+    BackendError::Storage(error.to_string())
+}
+
+fn from_core(status: TransferStatus) -> TransferState {
+    match status {
+        TransferStatus::Pending => TransferState::Pending,
+        TransferStatus::Committed { height, position } => {
+            TransferState::Committed(Location { height, position })
+        }
+        TransferStatus::Final(FinalStatus::Superseded { by }) => TransferState::Superseded { by },
+        TransferStatus::Final(FinalStatus::Rejected { code }) => TransferState::Rejected {
+            code: code.to_string(),
+        },
+        TransferStatus::Unknown => TransferState::Unknown,
+    }
+}
+
+impl NodeApi for LiveNode {
+    fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    fn status(&self) -> NodeStatus {
+        let snapshot = self
+            .status
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        NodeStatus {
+            network_id: snapshot.network_id,
+            role: snapshot.role,
+            address: snapshot.address,
+            height: snapshot.height.clone(),
+            block_hash: snapshot.block_hash,
+            state_root: snapshot.state_root,
+            round: snapshot.round,
+            mempool_size: snapshot.mempool_size,
+            peers: snapshot.peers,
+            syncing: self.syncing(),
+        }
+    }
+
+    fn submit(
+        &self,
+        transfer: SignedTransfer,
+    ) -> BoxFuture<'_, Result<SubmitOutcome, BackendError>> {
+        Box::pin(async move {
+            // Checked once per node for these exact bytes, whoever sent them.
+            let encoded = transfer.encode();
+            let valid = self
+                .signatures
+                .check(&encoded, || transfer.verify_signature().is_ok());
+            if !valid {
+                return Ok(SubmitOutcome::Rejected {
+                    code: "bad_signature".into(),
+                    message: "the signature does not verify under the sender's key".into(),
+                });
+            }
+            let transfer = VerifiedTransfer::assume_verified(transfer);
+
+            let outcome = self
+                .ask(|reply| CoreInput::Submit { transfer, reply })
+                .await?;
+            Ok(match outcome {
+                core::SubmitOutcome::Accepted => SubmitOutcome::Accepted,
+                core::SubmitOutcome::Duplicate(status) => {
+                    SubmitOutcome::Duplicate(from_core(status))
+                }
+                core::SubmitOutcome::Rejected { code, message } => {
+                    SubmitOutcome::Rejected { code, message }
+                }
+            })
+        })
+    }
+
+    fn transfer(&self, id: Hash) -> BoxFuture<'_, Result<TransferState, BackendError>> {
+        Box::pin(async move {
+            let status = self.ask(|reply| CoreInput::Status { id, reply }).await?;
+            Ok(from_core(status))
+        })
+    }
+
+    fn account(&self, account: PublicKey) -> BoxFuture<'_, Result<AccountState, BackendError>> {
+        Box::pin(async move {
+            let answer = self
+                .ask(|reply| CoreInput::Account { account, reply })
+                .await?;
+            Ok(AccountState {
+                balance: answer.balance,
+                next_sequence: answer.next_sequence,
+                next_sequence_pending: answer.next_sequence_pending,
+                height: answer.height,
+            })
+        })
+    }
+
+    fn history(
+        &self,
+        account: &PublicKey,
+        before: Option<Location>,
+        limit: usize,
+    ) -> Result<Vec<(Location, Hash)>, BackendError> {
+        let before = before.map(|location| (location.height, location.position));
+        let entries = self
+            .storage
+            .history_page(account, before, limit)
+            .map_err(storage_error)?;
+        Ok(entries
+            .into_iter()
+            .map(|(location, id)| {
+                let location = Location {
+                    height: location.height,
+                    position: location.position,
+                };
+                (location, id)
+            })
+            .collect())
+    }
+
+    fn block(&self, height: u64) -> Result<Option<CertifiedBlock>, BackendError> {
+        let Some((block, certificate)) = self.raw_block(height)? else {
+            return Ok(None);
+        };
+        let corrupt =
+            |what: &str| BackendError::Storage(format!("stored {what} {height} is corrupt"));
+        let block = Block::decode(&block).map_err(|_| corrupt("block"))?;
+        let certificate =
+            CommitCertificate::from_bytes(&certificate).map_err(|_| corrupt("certificate"))?;
+        Ok(Some(CertifiedBlock { block, certificate }))
+    }
+
+    fn raw_block(&self, height: u64) -> Result<Option<(Vec<u8>, Vec<u8>)>, BackendError> {
+        let Some(block) = self.storage.block(height).map_err(storage_error)? else {
+            return Ok(None);
+        };
+        let certificate = self
+            .storage
+            .certificate(height)
+            .map_err(storage_error)?
+            .ok_or_else(|| BackendError::Storage(format!("block {height} has no certificate")))?;
+        Ok(Some((block, certificate)))
+    }
+
+    fn heads(&self) -> watch::Receiver<u64> {
+        self.heads.clone()
+    }
+
+    fn evidence(&self) -> Vec<Evidence> {
+        // TODO: the consensus core keeps equivocation evidence per height inside its message
+        // log but does not hand it out yet; serve it once the core reports it.
+        Vec::new()
+    }
+}
