@@ -15,11 +15,13 @@ use protocol::chain_log::{Decoder, LogError, LogItem};
 use protocol::{Auditor, Genesis, Hash, format_amount};
 use serde_json::{Value, json};
 
+use crate::devnet::manifest::Manifest;
 use crate::failure::{CommandResult, Failure};
 use crate::files;
 use crate::progress::Progress;
 use crate::source::{self, Source};
 use crate::stream::{self, StreamFailure, StreamOutcome};
+use crate::target::NodeArg;
 
 /// The arguments of `tally audit`.
 #[derive(Debug, Args)]
@@ -29,21 +31,25 @@ use crate::stream::{self, StreamFailure, StreamOutcome};
 )]
 pub struct AuditArgs {
     /// A chain log written by `tally log export`.
-    #[arg(
-        long,
-        value_name = "FILE",
-        conflicts_with = "node",
-        required_unless_present = "node"
-    )]
+    #[arg(long, value_name = "FILE", conflicts_with = "node")]
     file: Option<PathBuf>,
-    /// A node's API URL; repeat it to audit several nodes and compare their heads.
-    // TODO: fall back to TALLY_NODE and the devnet's first node (issue 6) once the devnet
-    // exists; a clap `env` here would clash with `--file` whenever TALLY_NODE is set.
+    /// A node's API URL; repeat it to audit several nodes and compare their heads. Default
+    /// (without --file): $TALLY_NODE, else the first node of ./devnet.
     #[arg(long, value_name = "URL")]
     node: Vec<String>,
-    /// The genesis file the chain must start from.
+    /// The genesis file the chain must start from; default: the genesis of ./devnet.
     #[arg(long, value_name = "FILE")]
-    genesis: PathBuf,
+    genesis: Option<PathBuf>,
+}
+
+/// `--genesis`, else the devnet's: an auditor may trust its own devnet's file.
+fn genesis_path(args: &AuditArgs) -> anyhow::Result<PathBuf> {
+    match &args.genesis {
+        Some(path) => Ok(path.clone()),
+        None => Manifest::find()
+            .map(|manifest| manifest.genesis)
+            .ok_or_else(|| anyhow!("--genesis FILE is needed (no ./devnet to take it from)")),
+    }
 }
 
 /// One source's audit.
@@ -67,9 +73,10 @@ enum Standing {
 
 /// Runs `tally audit`.
 pub fn run(args: &AuditArgs, json: bool) -> CommandResult {
-    let genesis = files::read_genesis(&args.genesis)?;
+    let genesis = files::read_genesis(&genesis_path(args)?)?;
     let sources: Vec<Source> = match &args.file {
         Some(file) => vec![Source::File(file.clone())],
+        None if args.node.is_empty() => vec![Source::Node(NodeArg { node: None }.url()?)],
         None => args.node.iter().cloned().map(Source::Node).collect(),
     };
 

@@ -45,16 +45,30 @@ pub fn run(command: KeyCommand, json: bool) -> CommandResult {
 }
 
 fn new(out: &Path, json: bool) -> CommandResult {
+    let key = create(out)?;
+    print_key(&key.public_key(), out, json);
+    Ok(())
+}
+
+/// Makes a key from the OS's randomness and writes it to a new file `out` (mode 0600).
+pub fn create(out: &Path) -> anyhow::Result<SecretKey> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|error| anyhow!("no OS randomness: {error}"))?;
     let key = SecretKey::from_seed(&seed);
 
     files::create_new(out, 0o600, key.to_key_file().as_bytes())?;
-    print_key(&key.public_key(), out, json);
-    Ok(())
+    Ok(key)
 }
 
 fn show(file: &Path, json: bool) -> CommandResult {
+    let key = read(file)?;
+    print_key(&key.public_key(), file, json);
+    Ok(())
+}
+
+/// Reads a key file, refusing one that group or others may access: whoever can read it can
+/// spend from the account.
+pub fn read(file: &Path) -> anyhow::Result<SecretKey> {
     let metadata =
         std::fs::metadata(file).with_context(|| format!("reading key {}", file.display()))?;
     let mode = metadata.permissions().mode() & 0o777;
@@ -62,16 +76,12 @@ fn show(file: &Path, json: bool) -> CommandResult {
         let path = file.display();
         return Err(anyhow!(
             "key file {path} is open to group or others (mode {mode:o}); run: chmod 600 {path}"
-        )
-        .into());
+        ));
     }
 
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading key {}", file.display()))?;
-    let key = SecretKey::from_key_file(&text)
-        .with_context(|| format!("{} is not a key file", file.display()))?;
-    print_key(&key.public_key(), file, json);
-    Ok(())
+    SecretKey::from_key_file(&text).with_context(|| format!("{} is not a key file", file.display()))
 }
 
 fn print_key(public: &PublicKey, file: &Path, json: bool) {

@@ -18,6 +18,7 @@ use crate::failure::{CommandResult, Failure};
 use crate::files;
 use crate::progress::Progress;
 use crate::source::{self, Source};
+use crate::target::NodeArg;
 
 /// Bytes read from the node at a time.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -29,9 +30,8 @@ pub enum LogCommand {
     ///
     /// Example: tally log export --node http://127.0.0.1:7100 --out chain.log
     Export {
-        /// The node's API URL.
-        #[arg(long, value_name = "URL", env = "TALLY_NODE")]
-        node: String,
+        #[command(flatten)]
+        node: NodeArg,
         /// Where to write the log; an existing file is never overwritten.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -49,7 +49,7 @@ struct Exported {
 /// Runs a log command.
 pub fn run(command: LogCommand, json: bool) -> CommandResult {
     match command {
-        LogCommand::Export { node, out } => export(&node, &out, json),
+        LogCommand::Export { node, out } => export(&node.url()?, &out, json),
     }
 }
 

@@ -4,16 +4,24 @@
 //! Each command lives in its own module; this file only parses the command line and maps a
 //! command's outcome to the documented exit code.
 
+mod account;
 mod audit;
+mod client;
+mod devnet;
 mod failure;
 mod files;
 mod genesis;
 mod key;
 mod log;
+mod network;
 mod node;
 mod progress;
 mod source;
+mod status;
 mod stream;
+mod target;
+mod transfer;
+mod tx;
 mod verify;
 
 use std::process::ExitCode;
@@ -39,6 +47,18 @@ struct Cli {
 /// Every `tally` command; each variant's module does the work.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a local federation of validator nodes with funded demo wallets (Ctrl-C stops it).
+    Devnet(devnet::DevnetArgs),
+    /// Sign a transfer locally and submit it to a node.
+    Transfer(transfer::TransferArgs),
+    /// An account's balance and next sequence number.
+    Balance(account::BalanceArgs),
+    /// An account's committed transfers, newest first.
+    History(account::HistoryArgs),
+    /// Where a transfer stands; with --verify, check its receipt against the genesis.
+    Tx(tx::TxArgs),
+    /// A node's height, role, peers and mempool.
+    Status(status::StatusArgs),
     /// Wallet key files.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -62,6 +82,12 @@ fn main() -> ExitCode {
     };
     let json = cli.json;
     let result = match cli.command {
+        Command::Devnet(args) => devnet::run(&args, json),
+        Command::Transfer(args) => transfer::run(&args, json),
+        Command::Balance(args) => account::balance(&args, json),
+        Command::History(args) => account::history(&args, json),
+        Command::Tx(args) => tx::run(&args, json),
+        Command::Status(args) => status::run(&args, json),
         Command::Key(command) => key::run(command, json),
         Command::Genesis(command) => genesis::run(command, json),
         Command::Audit(args) => audit::run(&args, json),

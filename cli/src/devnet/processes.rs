@@ -1,0 +1,165 @@
+//! The devnet's node processes: starting them, waiting until they answer, and stopping
+//! them cleanly.
+//!
+//! Each node is `tally node run` of this same binary, its output appended to `node.log` in
+//! its data directory. On Linux a node is also told to stop if this process dies without
+//! stopping it (a killed terminal, SIGKILL), so no node outlives its devnet.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::manifest::NodeEntry;
+use crate::client::Client;
+
+/// A node's log file inside its data directory.
+pub const LOG_FILE: &str = "node.log";
+
+/// How long a node may take to answer its API after it starts (a first start creates its
+/// database; a restart replays nothing but may be busy catching up).
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a node may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running node.
+pub struct NodeChild {
+    /// Its name (`node0`).
+    pub name: String,
+    /// The process.
+    pub child: Child,
+    /// Its log file, for pointing at when it fails.
+    pub log: std::path::PathBuf,
+}
+
+/// Starts `tally node run` for `node`.
+pub fn spawn(node: &NodeEntry) -> anyhow::Result<NodeChild> {
+    let log = node.dir.join(LOG_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let exe = std::env::current_exe().context("finding the tally binary")?;
+
+    let mut command = Command::new(exe);
+    command
+        .args(["node", "run", "--dir"])
+        .arg(&node.dir)
+        .stdin(Stdio::null())
+        .stdout(
+            file.try_clone()
+                .context("duplicating the log file handle")?,
+        )
+        .stderr(file);
+    stop_with_parent(&mut command);
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting {}", node.name))?;
+    Ok(NodeChild {
+        name: node.name.clone(),
+        child,
+        log,
+    })
+}
+
+/// Asks the kernel to send SIGTERM to the child when this process dies.
+#[cfg(target_os = "linux")]
+fn stop_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: `prctl` is async-signal-safe and touches nothing but the calling (forked)
+    // process, which is all `pre_exec` allows.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_with_parent(_command: &mut Command) {}
+
+/// Waits until `node` answers `GET /v1/status`, or fails naming why it never did.
+pub fn wait_ready(node: &mut NodeChild, api: &str) -> anyhow::Result<()> {
+    let client = Client::new(api);
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Some(status) = node.child.try_wait().context("checking a node process")? {
+            bail!("{}", exited(node, status));
+        }
+        if client.get("/v1/status").is_ok() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{} did not answer on {api} within {} s; see {}",
+                node.name,
+                READY_TIMEOUT.as_secs(),
+                node.log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One line saying that a node stopped, with the last line of its log.
+pub fn exited(node: &NodeChild, status: ExitStatus) -> String {
+    let last = last_line(&node.log).unwrap_or_default();
+    format!(
+        "{} exited ({status}); last log line: {last} (log: {})",
+        node.name,
+        node.log.display()
+    )
+}
+
+/// Stops every node: SIGTERM, then SIGKILL for any that has not exited in time.
+pub fn stop_all(nodes: &mut [NodeChild]) {
+    for node in nodes.iter_mut() {
+        if matches!(node.child.try_wait(), Ok(None)) {
+            terminate(&node.child);
+        }
+    }
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    for node in nodes.iter_mut() {
+        loop {
+            match node.child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    tracing::warn!(node = %node.name, "did not stop in time; killing it");
+                    let _ = node.child.kill();
+                    let _ = node.child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// Sends SIGTERM, the signal a node answers by finishing its write and exiting 0.
+fn terminate(child: &Child) {
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+        return;
+    };
+    // SAFETY: `kill` with a pid of our own child and a valid signal has no memory effects.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}
+
+/// The last non-empty line of a file.
+fn last_line(path: &Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|line| !line.trim().is_empty())
+        .last()
+}
