@@ -238,7 +238,9 @@ mod tests {
 
     #[test]
     fn node_config_sets_ports_peers_and_genesis() {
-        let peers = vec!["/ip4/127.0.0.1/tcp/7201/p2p/12D3KooWabc".to_string()];
+        let key = protocol::SecretKey::from_seed(&[7; 32]).public_key();
+        let peer = tally_node::network::peer_id(&key);
+        let peers = vec![format!("/ip4/127.0.0.1/tcp/7201/p2p/{peer}")];
         let text = node_config(7100, 7200, &peers).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(CONFIG_FILE);
