@@ -71,8 +71,6 @@ pub fn log_url(node: &str, from: u64) -> String {
 ///
 /// TODO: plain HTTP only (ureq is built without TLS to keep the build small); add the
 /// `rustls` feature once nodes are reached over HTTPS.
-/// TODO: tested only against the fake node of `cli/tests/audit.rs`; run it against a real
-/// node's `GET /v1/log` once the node serves it (the node branch does not yet).
 fn get(url: &str) -> anyhow::Result<Box<dyn Read>> {
     let config = ureq::Agent::config_builder()
         .timeout_connect(Some(CONNECT_TIMEOUT))
