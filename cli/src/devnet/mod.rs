@@ -182,9 +182,19 @@ fn print_summary(manifest: &Manifest, dir: &Path, json: bool) -> anyhow::Result<
     println!("genesis   {}", manifest.genesis.display());
     println!("manifest  {}", dir.join(MANIFEST_FILE).display());
     println!("logs      <node dir>/{}", processes::LOG_FILE);
-    println!(
-        "Other tally commands in this directory use {} by default. Ctrl-C stops every node.",
-        manifest.nodes[0].api
-    );
+    if dir == Path::new(manifest::DEFAULT_DIR) {
+        println!(
+            "Other tally commands in this directory use {} by default.",
+            manifest.nodes[0].api
+        );
+    } else {
+        println!(
+            "Other tally commands use {} by default with {}={}.",
+            manifest.nodes[0].api,
+            manifest::DIR_ENV,
+            dir.display()
+        );
+    }
+    println!("Ctrl-C stops every node.");
     Ok(())
 }
