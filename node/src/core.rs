@@ -813,6 +813,12 @@ impl Core {
                 recipient: signed.transfer.receiver,
             })
             .collect();
+        // The first block stores the whole tree; later ones the nodes they rewrote.
+        let state_nodes = if height == 1 {
+            valid.ledger.state_nodes()
+        } else {
+            valid.ledger.state_nodes_changed_since(&self.ledger)
+        };
         let write = CommitWrite {
             height,
             block_hash: hash,
@@ -820,6 +826,7 @@ impl Core {
             certificate: &certificate_bytes,
             accounts,
             transfers,
+            state_nodes,
         };
         self.storage
             .commit(&write)
