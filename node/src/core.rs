@@ -27,13 +27,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use protocol::block::{BlockContext, ValidBlock, build_block, validate_block};
 use protocol::consensus::{
     Action, CommitCertificate, ConsensusValue, Height, Input, Message, Round, SafetyState,
-    SignedMessage, StateMachine, Timeout, TimeoutKind, ValidatorSet, Verified,
+    SignedMessage, StateMachine, Timeout, TimeoutKind, ValidatorSet, Verified, Vote, VoteKind,
 };
 use protocol::{BlockHeader, Genesis, Hash, Ledger, PublicKey, SecretKey, VerifiedTransfer};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::{ChainBlock, TransferBatch};
+use crate::evidence::SharedEvidence;
 use crate::mempool::{Admission, FinalStatus, Mempool, SenderState};
 use crate::network::{Command, NetworkHandle, ServedBlock, Topic};
 use crate::storage::{CommitWrite, IndexedTransfer, Storage, StorageError, StoredAccount};
@@ -206,6 +207,8 @@ pub enum Misbehaviour {
     InvalidProposals,
     /// Publish garbage on both gossip topics.
     Garbage,
+    /// After each prevote, publish a second, conflicting one (to the network only).
+    Equivocate,
 }
 
 /// What the core is built from.
@@ -238,6 +241,8 @@ pub struct CoreParts {
     pub max_clock_skew: Duration,
     /// Test-only misbehaviour.
     pub misbehaviour: Option<Misbehaviour>,
+    /// Where equivocation evidence goes, for the API.
+    pub evidence: SharedEvidence,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -298,6 +303,7 @@ pub struct Core {
     misbehaviour: Option<Misbehaviour>,
     /// The (height, round) whose proposal waits for a transfer or the empty-block interval.
     waiting_build: Option<(Height, Round)>,
+    evidence: SharedEvidence,
 }
 
 impl Core {
@@ -326,6 +332,7 @@ impl Core {
             last_commit_at: Instant::now(),
             misbehaviour: parts.misbehaviour,
             waiting_build: None,
+            evidence: parts.evidence,
         }
     }
 
@@ -367,6 +374,7 @@ impl Core {
                 _ = flush.tick() => self.flush_outbox().await,
                 _ = regossip.tick() => self.regossip().await,
             }
+            self.record_evidence();
             self.publish_status();
         }
 
@@ -378,6 +386,27 @@ impl Core {
         })?;
         tracing::info!(height = self.head_height(), "core stopped");
         Ok(())
+    }
+
+    /// Hands the equivocations the machine saw to the API's evidence log, and logs them.
+    fn record_evidence(&mut self) {
+        let pairs = self.machine.take_evidence();
+        if pairs.is_empty() {
+            return;
+        }
+        for pair in &pairs {
+            tracing::warn!(
+                validator = %pair.validator,
+                height = pair.height,
+                round = pair.round,
+                step = crate::evidence::step_name(pair.step),
+                "equivocation: a validator signed two different messages"
+            );
+        }
+        self.evidence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .record(pairs);
     }
 
     fn head_height(&self) -> u64 {
@@ -612,6 +641,30 @@ impl Core {
                 data,
             })
             .await;
+
+        if self.misbehaviour == Some(Misbehaviour::Equivocate)
+            && let Message::Vote(vote) = &message.message
+            && vote.kind == VoteKind::Prevote
+        {
+            let conflicting = Vote {
+                block_hash: match vote.block_hash {
+                    Some(_) => None,
+                    None => Some(Hash::digest(b"a block nobody proposed")),
+                },
+                ..*vote
+            };
+            let signed = SignedMessage::<ChainBlock>::sign(
+                &self.network_id,
+                &self.key,
+                Message::Vote(conflicting),
+            );
+            self.network
+                .send(Command::Publish {
+                    topic: Topic::Consensus,
+                    data: signed.to_bytes(),
+                })
+                .await;
+        }
     }
 
     fn schedule(&mut self, timeout: Timeout) {

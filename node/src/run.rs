@@ -30,6 +30,7 @@ use crate::chain::ChainBlock;
 use crate::config::Config;
 use crate::core::{Core, CoreParts, HaltError, Misbehaviour, StatusSnapshot};
 use crate::datadir::{self, BoundAddresses, DataDirError};
+use crate::evidence::SharedEvidence;
 use crate::inbound::Inbound;
 use crate::keyfile::{self, KeyFileError};
 use crate::network::{self, Command, NetworkConfig, NetworkError, Topic};
@@ -212,12 +213,14 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         tokio::spawn(publish_garbage(network.clone(), shutdown.clone()));
     }
 
+    let evidence = SharedEvidence::default();
     let live = LiveNode::new(
         genesis.clone(),
         core_sender,
         status.clone(),
         storage.clone(),
         signatures,
+        evidence.clone(),
         shutdown.clone(),
     );
     let api_state = ApiState::new(Arc::new(live), api_config(&config));
@@ -255,6 +258,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         empty_block_interval: Duration::from_millis(config.consensus.empty_block_interval_ms),
         max_clock_skew: Duration::from_millis(config.consensus.max_clock_skew_ms),
         misbehaviour: options.misbehaviour,
+        evidence,
     });
     tokio::spawn(wait_for_signal(shutdown_sender.clone()));
 

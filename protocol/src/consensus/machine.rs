@@ -29,7 +29,7 @@
 //! - **Timeouts.** `ScheduleTimeout` asks for `Input::Timeout` after `duration_ms`; stale
 //!   timeouts are ignored, so the caller never needs to cancel one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,11 +38,16 @@ use crate::keys::SecretKey;
 
 use super::certificate::{CommitCertificate, CommitSignature};
 use super::coverage::{Coverage, Rule};
+use super::evidence::Equivocation;
 use super::log::{HeightLog, Inserted};
 use super::message::{Message, Proposal, SignedMessage, Step, Verified, Vote, VoteKind};
 use super::timeouts::{TimeoutConfig, TimeoutKind};
 use super::validators::ValidatorSet;
 use super::{ConsensusValue, Height, Round};
+
+/// The most equivocations the machine holds for its caller between two
+/// [`StateMachine::take_evidence`] calls; older ones are dropped first.
+pub const EVIDENCE_HELD_MAX: usize = 256;
 
 /// A block together with the round it is associated with (the lock or the valid value).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +221,9 @@ pub struct StateMachine<V> {
     started: bool,
     dirty: bool,
     coverage: Coverage,
+    /// Equivocations seen and not yet taken by the caller, newest last, at most
+    /// [`EVIDENCE_HELD_MAX`].
+    evidence: VecDeque<Equivocation>,
     #[cfg(feature = "fault-injection")]
     fault: Option<Fault>,
 }
@@ -246,6 +254,7 @@ impl<V: ConsensusValue> StateMachine<V> {
             started: false,
             dirty: false,
             coverage: Coverage::default(),
+            evidence: VecDeque::new(),
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -379,9 +388,24 @@ impl<V: ConsensusValue> StateMachine<V> {
         &self.coverage
     }
 
-    /// Conflicting messages received at the current height: proof of faulty validators.
-    pub fn evidence(&self) -> &[Verified<SignedMessage<V>>] {
-        self.log.evidence()
+    /// The equivocations seen since the last call, oldest first: proof of faulty
+    /// validators, for the caller to report and keep. Between two calls the machine holds at
+    /// most [`EVIDENCE_HELD_MAX`] of them, dropping the oldest.
+    pub fn take_evidence(&mut self) -> Vec<Equivocation> {
+        self.collect_evidence();
+        self.evidence.drain(..).collect()
+    }
+
+    /// Moves the logs' fresh evidence into the machine's bounded queue.
+    fn collect_evidence(&mut self) {
+        let fresh = self.log.take_evidence();
+        let fresh_next = self.next_log.take_evidence();
+        for evidence in fresh.into_iter().chain(fresh_next) {
+            if self.evidence.len() == EVIDENCE_HELD_MAX {
+                self.evidence.pop_front();
+            }
+            self.evidence.push_back(evidence);
+        }
     }
 
     /// The prevotes that justify the valid value: the polka of its round, as received.
@@ -454,6 +478,9 @@ impl<V: ConsensusValue> StateMachine<V> {
     fn enter_height(&mut self, height: Height) {
         let n = self.params.validators.len();
         let next = height.saturating_add(1);
+
+        // The evidence of the height ending outlives its log.
+        self.collect_evidence();
 
         // Messages received early for this height were kept in `next_log`; keep them.
         if self.next_log.height() == height {
@@ -592,6 +619,7 @@ impl<V: ConsensusValue> StateMachine<V> {
 
         if inserted == Inserted::Equivocation {
             self.coverage.hit(Rule::Equivocation);
+            self.collect_evidence();
         }
     }
 
