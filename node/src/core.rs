@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::chain::{ChainBlock, TransferBatch};
 use crate::evidence::SharedEvidence;
 use crate::mempool::{Admission, FinalStatus, Mempool, SenderState};
-use crate::network::{Command, NetworkHandle, ServedBlock, Topic};
+use crate::network::{Command, NetworkHandle, Topic};
 use crate::storage::{CommitWrite, IndexedTransfer, Storage, StorageError, StoredAccount};
 
 /// How often newly submitted transfers are flushed to gossip as one batch.
@@ -150,12 +150,12 @@ pub enum CoreInput {
         /// Whether the block was applied (or was already), or why not.
         reply: oneshot::Sender<Result<(), String>>,
     },
-    /// A block proposed at the current height, for a peer that missed the proposal.
-    ProposedBlock {
+    /// The signed proposal of a block at the current height, for a peer that missed it.
+    Proposal {
         /// The block hash.
         hash: Hash,
-        /// The block, if this node saw it.
-        reply: oneshot::Sender<Option<ServedBlock>>,
+        /// The proposal's wire bytes, if this node saw it.
+        reply: oneshot::Sender<Option<Vec<u8>>>,
     },
 }
 
@@ -292,7 +292,8 @@ pub struct Core {
     safety: Option<SafetyState<ChainBlock>>,
     mempool: Mempool<VerifiedTransfer>,
     validated: HashMap<Hash, ValidBlock>,
-    proposed: HashMap<Hash, ChainBlock>,
+    /// Signed proposals of the next height, by block hash.
+    proposed: HashMap<Hash, SignedMessage<ChainBlock>>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     outbox: Vec<protocol::SignedTransfer>,
     network: NetworkHandle,
@@ -451,9 +452,7 @@ impl Core {
                 });
             }
             CoreInput::Consensus(message) => {
-                if let Message::Proposal(proposal) = &message.get().message {
-                    self.remember_proposal(&proposal.value);
-                }
+                self.remember_proposal(message.get());
                 let actions = self.machine.handle(Input::Message(*message));
                 self.execute(actions).await?;
             }
@@ -465,12 +464,8 @@ impl Core {
                 let result = self.apply_synced(*block, certificate).await?;
                 let _ = reply.send(result);
             }
-            CoreInput::ProposedBlock { hash, reply } => {
-                let block = self.proposed.get(&hash).map(|block| ServedBlock {
-                    block: block.0.encode(),
-                    certificate: None,
-                });
-                let _ = reply.send(block);
+            CoreInput::Proposal { hash, reply } => {
+                let _ = reply.send(self.proposed.get(&hash).map(SignedMessage::to_bytes));
             }
         }
         Ok(())
@@ -575,11 +570,18 @@ impl Core {
         })
     }
 
-    fn remember_proposal(&mut self, block: &ChainBlock) {
+    /// Keeps a signed proposal of the next height, to serve to a peer that missed it.
+    fn remember_proposal(&mut self, message: &SignedMessage<ChainBlock>) {
+        let Message::Proposal(proposal) = &message.message else {
+            return;
+        };
         // Bounded by the height window: cleared at every commit, and only blocks for the next
         // height are kept.
+        let block = &proposal.value;
         if block.0.header.height == self.head_height() + 1 && self.proposed.len() < 64 {
-            self.proposed.insert(block.hash(), block.clone());
+            self.proposed
+                .entry(block.hash())
+                .or_insert_with(|| message.clone());
         }
     }
 
@@ -634,6 +636,7 @@ impl Core {
 
     async fn broadcast(&mut self, message: &SignedMessage<ChainBlock>) {
         log_signed(message);
+        self.remember_proposal(message);
         let data = message.to_bytes();
         self.network
             .send(Command::Publish {

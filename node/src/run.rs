@@ -196,6 +196,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         dir: dir.to_owned(),
         addresses: Arc::new(Mutex::new(addresses)),
         behind: behind_sender,
+        asked: Arc::default(),
     };
     tokio::spawn(inbound.run(events));
 

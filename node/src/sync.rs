@@ -103,7 +103,7 @@ impl Sync {
     async fn catch_up_from(&mut self, peer: PeerId) -> Result<(), String> {
         let head = match self.network.request(peer, SyncRequest::Head).await? {
             SyncResponse::Head(head) => head,
-            SyncResponse::Blocks(_) => return Err("answered head with blocks".into()),
+            _ => return Err("answered head with something else".into()),
         };
 
         while self.height() < head {
