@@ -74,6 +74,10 @@ pub struct Inbound {
     pub behind: mpsc::Sender<()>,
     /// Blocks whose missed proposal was asked for, newest last.
     pub asked: Arc<Mutex<VecDeque<Hash>>>,
+    /// The longest consensus message accepted: a proposal of the largest block the genesis
+    /// allows, plus the message's own fields. Gossipsub enforces it too; a proposal fetched
+    /// by request-response is bounded only here.
+    pub max_consensus_bytes: usize,
 }
 
 impl Inbound {
@@ -188,7 +192,8 @@ impl Inbound {
     /// Judges a consensus message; `source` is the peer that forwarded it, to ask for its
     /// proposal if it is a vote for a block we have not seen.
     async fn judge_consensus(&self, data: Vec<u8>, source: Option<PeerId>) -> MessageAcceptance {
-        let Ok(message) = SignedMessage::<ChainBlock>::from_bytes(&data) else {
+        let Ok(message) = SignedMessage::<ChainBlock>::from_bytes(&data, self.max_consensus_bytes)
+        else {
             return MessageAcceptance::Reject;
         };
 
@@ -278,7 +283,8 @@ impl Inbound {
                 };
 
                 // Only the proposal asked for counts; anything else is the peer's fault.
-                let proposes = SignedMessage::<ChainBlock>::from_bytes(&bytes).is_ok_and(
+                let decoded = SignedMessage::<ChainBlock>::from_bytes(&bytes, usize::MAX);
+                let proposes = decoded.is_ok_and(
                     |m| matches!(&m.message, Message::Proposal(p) if p.value.hash() == block_hash),
                 );
                 let acceptance = if proposes {
@@ -416,6 +422,7 @@ mod tests {
             addresses: Arc::new(Mutex::new(addresses)),
             behind: mpsc::channel(1).0,
             asked: Arc::default(),
+            max_consensus_bytes: 2048,
         };
         Harness {
             inbound,
@@ -555,6 +562,38 @@ mod tests {
             .send(Ok(SyncResponse::Proposal(Some(proposal.to_bytes()))))
             .unwrap();
         assert_eq!(consensus(h.core.recv().await).get(), &proposal);
+    }
+
+    #[tokio::test]
+    async fn a_fetched_proposal_over_the_size_bound_is_refused_and_its_server_penalised() {
+        let mut h = harness();
+        let proposal = proposal(&h.keys, 1_000);
+        let bytes = proposal.to_bytes();
+        let block_hash = proposal.message.payload(&NETWORK).block_hash.unwrap();
+        // A genuine proposal, one byte over this node's bound.
+        h.inbound.max_consensus_bytes = bytes.len() - 1;
+        assert_eq!(
+            h.inbound.judge_consensus(bytes.clone(), None).await,
+            MessageAcceptance::Reject
+        );
+
+        let source = PeerId::random();
+        let vote = prevote(&h.keys[2], block_hash);
+        h.inbound.judge_consensus(vote, Some(source)).await;
+        consensus(h.core.recv().await);
+        core_lacks_proposal(&mut h.core, block_hash).await;
+        let Some(Command::Request { reply, .. }) = h.network.recv().await else {
+            panic!("no request sent");
+        };
+        reply.send(Ok(SyncResponse::Proposal(Some(bytes)))).unwrap();
+        let Some(Command::Penalise { peer }) = h.network.recv().await else {
+            panic!("the peer was not penalised");
+        };
+        assert_eq!(peer, source);
+        assert!(
+            !matches!(h.core.try_recv(), Ok(CoreInput::Consensus(_))),
+            "the oversized proposal reached the core"
+        );
     }
 
     #[tokio::test]

@@ -147,6 +147,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
 
     // Network, then the tasks around it.
     let network_config = network_config(&config, &key, &genesis)?;
+    let max_consensus_bytes = network_config.max_consensus_bytes;
     let (network, events) = network::spawn(network_config)?;
     let (shutdown_sender, shutdown) = watch::channel(false);
     let status = Arc::new(RwLock::new(StatusSnapshot {
@@ -197,6 +198,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         addresses: Arc::new(Mutex::new(addresses)),
         behind: behind_sender,
         asked: Arc::default(),
+        max_consensus_bytes,
     };
     tokio::spawn(inbound.run(events));
 
