@@ -1061,6 +1061,144 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::consensus::{CommitSignature, Params, TimeoutConfig};
+    use protocol::genesis::Allocation;
+    use protocol::{Decimals, SignedTransfer, Transfer, Validator};
+
+    /// A core over a fresh database, one validator, and channels nobody reads.
+    fn core(dir: &std::path::Path, payer: &SecretKey) -> Core {
+        let key = SecretKey::from_seed(&[1; 32]);
+        let genesis = Genesis {
+            network: "core-tests".into(),
+            decimals: Decimals::new(2).unwrap(),
+            min_fee: 1,
+            fee_account: SecretKey::from_seed(&[9; 32]).public_key(),
+            max_supply: 1_000_000,
+            max_block_transfers: 10,
+            max_block_bytes: 1 << 16,
+            validators: vec![Validator {
+                name: "v".into(),
+                key: key.public_key(),
+            }],
+            allocations: vec![Allocation {
+                account: payer.public_key(),
+                balance: 1_000,
+            }],
+        };
+        let validators = ValidatorSet::new(vec![key.public_key()]).unwrap();
+        let machine = StateMachine::new(Params {
+            network_id: genesis.network_id(),
+            validators: validators.clone(),
+            key: Some(key.clone()),
+            timeouts: TimeoutConfig::default(),
+        });
+        let status = StatusSnapshot {
+            network_id: genesis.network_id(),
+            role: "validator",
+            address: key.public_key(),
+            height: "0".into(),
+            block_hash: Hash::ZERO,
+            state_root: Hash::ZERO,
+            round: 0,
+            mempool_size: 0,
+            peers: 0,
+            syncing: false,
+        };
+        let (commands, _) = mpsc::channel(1);
+        let (_, peers) = watch::channel(Vec::new());
+        Core::new(CoreParts {
+            ledger: Ledger::from_genesis(&genesis),
+            genesis,
+            validators,
+            key,
+            storage: Storage::open(dir, 1 << 20).unwrap(),
+            head: None,
+            machine,
+            safety: None,
+            network: NetworkHandle {
+                commands,
+                peers,
+                local_peer_id: libp2p::PeerId::random(),
+            },
+            status: Arc::new(RwLock::new(status)),
+            mempool: (100, 10),
+            empty_block_interval: Duration::from_millis(100),
+            max_clock_skew: Duration::from_secs(5),
+            misbehaviour: None,
+            evidence: SharedEvidence::default(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_certified_block_that_does_not_replay_halts_naming_its_height() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let mut core = core(dir.path(), &payer);
+        let receiver = SecretKey::from_seed(&[3; 32]).public_key();
+        let body = Transfer::new(core.network_id, payer.public_key(), receiver, 10, 1, 1, "");
+        let transfer = SignedTransfer::sign(body, &payer).into_verified().unwrap();
+        let context = BlockContext::after(None, core.key.public_key(), now_ms());
+        let built = build_block(&core.ledger, &core.genesis, context, vec![transfer]);
+
+        // The genuine transfers under a header that states another state root: what a
+        // quorum would certify only if this node's state differed from the federation's.
+        let mut block = built.block;
+        block.header.state_root = Hash::digest(b"the federation's root");
+        let certificate = CommitCertificate {
+            height: 1,
+            round: 0,
+            block_hash: block.hash(),
+            signatures: vec![CommitSignature {
+                validator: core.key.public_key(),
+                signature: core.key.sign(b"not checked here: sync checked it"),
+            }],
+        };
+
+        let error = core
+            .apply_synced(ChainBlock(block), certificate)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, HaltError::ReplayMismatch { height: 1, .. }),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("halting at height 1: the certified block does not replay: "),
+            "{error}"
+        );
+        assert_eq!(core.storage.last_height().unwrap(), None, "nothing stored");
+    }
+
+    #[tokio::test]
+    async fn a_synced_block_with_other_transfers_is_the_peers_fault_not_a_halt() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let mut core = core(dir.path(), &payer);
+        let receiver = SecretKey::from_seed(&[3; 32]).public_key();
+        let body = Transfer::new(core.network_id, payer.public_key(), receiver, 10, 1, 1, "");
+        let transfer = SignedTransfer::sign(body, &payer).into_verified().unwrap();
+        let context = BlockContext::after(None, core.key.public_key(), now_ms());
+        let built = build_block(&core.ledger, &core.genesis, context, vec![transfer]);
+
+        let mut block = built.block;
+        block.transfers.clear();
+        let certificate = CommitCertificate {
+            height: 1,
+            round: 0,
+            block_hash: block.hash(),
+            signatures: Vec::new(),
+        };
+        let refused = core
+            .apply_synced(ChainBlock(block), certificate)
+            .await
+            .unwrap();
+        assert_eq!(
+            refused,
+            Err("block 1 does not match its transfers root".to_string())
+        );
+    }
 
     #[test]
     fn timestamps_strictly_increase_and_stay_near_our_clock() {

@@ -126,7 +126,9 @@ pub enum Input<V> {
     },
     /// A block and its commit certificate fetched by block sync, for a validator that missed
     /// the votes. The machine verifies the certificate itself and ignores it if it fails or
-    /// is not for the current height.
+    /// is not for the current height. It asks no verdict: the caller must have applied the
+    /// block with its ledger rules first, and treat a failure as a fatal fault of its own
+    /// state, since a quorum certified the block.
     Commit {
         /// The committed block.
         value: V,
@@ -606,8 +608,9 @@ impl<V: ConsensusValue> StateMachine<V> {
         };
 
         // Older heights are decided; heights beyond the next are for block sync to handle.
-        // TODO: the machine does not report that a peer is ahead; the caller has to notice
-        // message heights itself to trigger block sync (the simulator does).
+        // Noticing them is the caller's part, since it sees every message before the machine
+        // (and the node drops far-future ones unverified): the node's `inbound` nudges its sync
+        // task, the simulator's `sync_on_height_gap` sends the missing block.
         let height = message.message.height();
         let inserted = if height == self.height {
             self.log.insert(message, position)
@@ -681,9 +684,11 @@ impl<V: ConsensusValue> StateMachine<V> {
         self.propose(value, None, out);
     }
 
-    // TODO: a synced block is decided on its certificate alone, without a verdict: a quorum
-    // includes an honest validator that found it valid, but the caller still has to apply it
-    // with the ledger rules and treat a failure as a fatal fault.
+    /// A synced block is decided on its certificate alone, without a verdict: a quorum
+    /// includes an honest validator that found it valid. The caller applies it with the
+    /// ledger rules before handing it in and treats a failure as fatal (the node halts with
+    /// `ReplayMismatch`, see `a_certified_block_that_does_not_replay_halts_naming_its_height`
+    /// in `node/src/core.rs`).
     fn on_commit(&mut self, value: V, certificate: CommitCertificate, out: &mut Vec<Action<V>>) {
         let for_us = certificate.height == self.height && certificate.block_hash == value.hash();
         let validators = &self.params.validators;
