@@ -78,6 +78,8 @@ pub struct Inbound {
     /// allows, plus the message's own fields. Gossipsub enforces it too; a proposal fetched
     /// by request-response is bounded only here.
     pub max_consensus_bytes: usize,
+    /// Test-only: answer block range requests with nothing (`--misbehave withhold-blocks`).
+    pub withhold_blocks: bool,
 }
 
 impl Inbound {
@@ -322,6 +324,7 @@ impl Inbound {
             SyncRequest::Head => {
                 SyncResponse::Head(self.storage.last_height().ok().flatten().unwrap_or(0))
             }
+            SyncRequest::Range { .. } if self.withhold_blocks => SyncResponse::Blocks(Vec::new()),
             SyncRequest::Range { from, count } => {
                 let mut blocks = Vec::new();
                 let count = u64::from(count.min(MAX_RANGE_BLOCKS));
@@ -423,6 +426,7 @@ mod tests {
             behind: mpsc::channel(1).0,
             asked: Arc::default(),
             max_consensus_bytes: 2048,
+            withhold_blocks: false,
         };
         Harness {
             inbound,

@@ -199,6 +199,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         behind: behind_sender,
         asked: Arc::default(),
         max_consensus_bytes,
+        withhold_blocks: options.misbehaviour == Some(Misbehaviour::WithholdBlocks),
     };
     tokio::spawn(inbound.run(events));
 
