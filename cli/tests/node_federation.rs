@@ -106,7 +106,8 @@ fn four_validators_agree_under_load() {
     }
 }
 
-/// The same transfer submitted to two nodes at the same moment is applied once.
+/// The same transfer submitted to two nodes at the same moment is applied once; two different
+/// transfers with one sequence at two nodes: one commits, the other ends `superseded`.
 #[test]
 fn same_transfer_at_two_nodes_applies_once() {
     let _serial = serial();
@@ -149,6 +150,61 @@ fn same_transfer_at_two_nodes_applies_once() {
                 .count();
         }
         assert_eq!(holding, 1, "node {node} holds the transfer {holding} times");
+    }
+
+    // Two different transfers with one sequence, at two nodes at once: one commits, and a
+    // node that accepted the other answers `superseded` by the winner, never `pending`.
+    let rivals = [cluster.transfer(1, 0, 7, 1), cluster.transfer(1, 0, 8, 1)];
+    let answers = std::thread::scope(|scope| {
+        let posts: Vec<_> = rivals
+            .iter()
+            .zip([2, 3])
+            .map(|(transfer, node)| {
+                let body = cluster.json(transfer);
+                let cluster = &cluster;
+                scope.spawn(move || cluster.nodes[node].post("/v1/transfers", &body))
+            })
+            .collect();
+        posts
+            .into_iter()
+            .map(|post| post.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let deadline = Instant::now() + WAIT;
+    let winner = loop {
+        let committed = rivals.iter().position(|rival| {
+            let (_, status) = cluster.nodes[0].get(&format!("/v1/transfers/{}", rival.id()));
+            status["status"] == "committed"
+        });
+        if let Some(winner) = committed {
+            break winner;
+        }
+        assert!(Instant::now() < deadline, "neither rival committed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let loser = 1 - winner;
+    let winner_id = rivals[winner].id().to_string();
+    // Accepted by its node unless the rival reached that node by gossip first.
+    let (code, answer) = &answers[loser];
+    eprintln!("the losing rival was answered {code} by its node");
+    if *code == 400 {
+        assert_eq!(answer["code"], "sequence_pending", "{answer}");
+    } else {
+        assert_eq!(*code, 202, "{answer}");
+        let node = [2, 3][loser];
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (code, status) =
+                cluster.nodes[node].get(&format!("/v1/transfers/{}", rivals[loser].id()));
+            assert_eq!(code, 200, "{status}");
+            if status["status"] != "pending" {
+                assert_eq!(status["status"], "superseded", "{status}");
+                assert_eq!(status["by"], winner_id, "{status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the loser stayed pending");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
