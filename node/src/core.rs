@@ -1234,6 +1234,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_write_halts_naming_the_height_and_reports_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let mut core = core(dir.path(), &payer);
+        let context = BlockContext::after(None, core.key.public_key(), now_ms());
+        let built = build_block(&core.ledger, &core.genesis, context, Vec::new());
+        let block = ChainBlock(built.block);
+        let bytes = protocol::consensus::message::precommit_signing_bytes(
+            &core.network_id,
+            1,
+            0,
+            Some(block.hash()),
+        );
+        let certificate = CommitCertificate {
+            height: 1,
+            round: 0,
+            block_hash: block.hash(),
+            signatures: vec![CommitSignature {
+                validator: core.key.public_key(),
+                signature: core.key.sign(&bytes),
+            }],
+        };
+
+        // The database refuses the write: here because something else already stored a
+        // height 1 behind the core's back.
+        let other = crate::storage::CommitWrite {
+            height: 1,
+            block_hash: Hash::digest(b"other"),
+            block: b"other",
+            certificate: b"other",
+            accounts: Vec::new(),
+            transfers: Vec::new(),
+            state_nodes: Vec::new(),
+        };
+        core.storage.commit(&other).unwrap();
+
+        core.machine.start(1);
+        let error = core.apply_synced(block, certificate).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "halting at height 1: storage failed: refusing to store height 1: the next height \
+             to store is 2"
+        );
+        assert_eq!(core.head_height(), 0, "the failed commit is not applied");
+        assert_eq!(core.status.read().unwrap().height, "0", "nor reported");
+    }
+
+    #[tokio::test]
     async fn a_synced_block_with_other_transfers_is_the_peers_fault_not_a_halt() {
         let dir = tempfile::tempdir().unwrap();
         let payer = SecretKey::from_seed(&[2; 32]);
