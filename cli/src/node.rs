@@ -35,7 +35,8 @@ pub enum NodeCommand {
         /// The genesis file; overrides `node.genesis` in the config.
         #[arg(long)]
         genesis: Option<PathBuf>,
-        /// Test-only misbehaviour (`invalid-proposals` or `garbage`), for fault tests.
+        /// Test-only misbehaviour (`invalid-proposals`, `garbage`, `equivocate` or
+        /// `withhold-blocks`), for fault tests.
         #[arg(long, hide = true)]
         misbehave: Option<String>,
     },
@@ -74,6 +75,8 @@ fn node_run(dir: &Path, genesis: Option<PathBuf>, misbehave: Option<&str>) -> Co
         None => None,
         Some("invalid-proposals") => Some(Misbehaviour::InvalidProposals),
         Some("garbage") => Some(Misbehaviour::Garbage),
+        Some("equivocate") => Some(Misbehaviour::Equivocate),
+        Some("withhold-blocks") => Some(Misbehaviour::WithholdBlocks),
         Some(other) => return Err(anyhow::anyhow!("unknown misbehaviour {other:?}").into()),
     };
     let options = RunOptions {

@@ -13,9 +13,11 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, serial};
-use protocol::Hash;
 use protocol::chain_log::decode_log;
+use protocol::consensus::CertificateError;
+use protocol::merkle::InclusionError;
 use protocol::receipt::{ReceiptError, ReceiptJson};
+use protocol::{Hash, SignedTransfer, Transfer};
 use serde_json::{Value, json};
 
 /// Generous: CI's 2 cores are shared with the rest of the test suite.
@@ -51,6 +53,14 @@ fn send(address: &str, method: &str, path: &str, content_type: &str, body: &[u8]
     let value = serde_json::from_slice(&body)
         .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&body)));
     (status, value)
+}
+
+/// `text` with the hex digit at `index` changed: one flipped bit of one byte.
+fn flip_hex(text: &str, index: usize) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    let digit = chars[index].to_digit(16).unwrap() ^ 1;
+    chars[index] = char::from_digit(digit, 16).unwrap();
+    chars.into_iter().collect()
 }
 
 fn code(body: &Value) -> &str {
@@ -99,7 +109,17 @@ fn read_events(address: &str, query: &str, last_id: Option<&str>, count: usize) 
 fn wallet_api_against_a_running_node() {
     let _serial = serial();
     let mut cluster = Cluster::new(1, 0, 3, 20);
-    cluster.start(0, &[], &[("TALLY_API_RATE_LIMIT_PER_SECOND", "100")]);
+    cluster.start(
+        0,
+        &[],
+        &[
+            ("TALLY_API_RATE_LIMIT_PER_SECOND", "100"),
+            ("TALLY_API_BODY_TIMEOUT_MS", "1000"),
+            ("TALLY_API_CORS_ORIGINS", "https://wallet.example"),
+            ("TALLY_MEMPOOL_MAX_TRANSFERS", "30"),
+            ("TALLY_MEMPOOL_MAX_PER_SENDER", "30"),
+        ],
+    );
     let node = &cluster.nodes[0];
     let address = node.api.clone();
 
@@ -159,16 +179,21 @@ fn wallet_api_against_a_running_node() {
     let mut seen: Vec<Hash> = Vec::new();
     let mut path = format!("/v1/accounts/{sender}/transfers?limit=5");
     let mut more = 26;
+    let mut sizes = Vec::new();
+    let mut extras = Vec::new();
     loop {
         let (status, page) = node.get(&path);
         assert_eq!(status, 200, "{page}");
+        sizes.push(page["transfers"].as_array().unwrap().len());
         for entry in page["transfers"].as_array().unwrap() {
             assert_eq!(entry["direction"], "sent");
             seen.push(entry["transfer"]["id"].as_str().unwrap().parse().unwrap());
         }
         let extra = cluster.transfer(0, 2, 10, more);
         more += 1;
-        node.post("/v1/transfers", &cluster.json(&extra));
+        let (status, body) = node.post("/v1/transfers", &cluster.json(&extra));
+        assert_eq!(status, 202, "{body}");
+        extras.push(extra.id());
         match page["next_cursor"].as_str() {
             Some(cursor) => {
                 path = format!("/v1/accounts/{sender}/transfers?limit=5&cursor={cursor}")
@@ -178,6 +203,16 @@ fn wallet_api_against_a_running_node() {
     }
     let expected: Vec<Hash> = ids.iter().rev().copied().collect();
     assert_eq!(seen, expected, "every entry once, newest first");
+    // The fifth page was full, so it had a cursor; the page past the end is empty.
+    assert_eq!(sizes, vec![5, 5, 5, 5, 5, 0]);
+    for id in &extras {
+        cluster.wait_committed(0, id, WAIT);
+    }
+
+    // An account with no transfers: an empty list, no cursor.
+    let (status, page) = node.get(&format!("/v1/accounts/{stranger}/transfers"));
+    assert_eq!(status, 200);
+    assert_eq!(page, json!({ "transfers": [], "next_cursor": null }));
 
     // Events for user 1 from height 1: read 10, disconnect, resume after the last one.
     let query = format!("account={receiver}&from=1");
@@ -197,29 +232,70 @@ fn wallet_api_against_a_running_node() {
     locations.sort();
     assert_eq!(in_order, locations, "events arrive in chain order");
 
-    // A receipt, checked with the protocol crate alone; a flipped byte fails.
-    let (status, body) = node.get(&format!("/v1/transfers/{}", ids[12]));
-    assert_eq!((status, &body["status"]), (200, &json!("committed")));
-    let receipt: ReceiptJson = serde_json::from_value(body["receipt"].clone()).unwrap();
-    let receipt = receipt.to_receipt(cluster.genesis.decimals).unwrap();
-    assert_eq!(receipt.verify(&cluster.genesis), Ok(()));
-    let mut transfer = receipt.clone();
-    transfer.transfer.transfer.memo.push('!');
-    assert!(transfer.verify(&cluster.genesis).is_err());
-    let mut certificate = receipt.clone();
-    certificate.certificate.signatures[0].signature.0[9] ^= 1;
-    assert!(matches!(
-        certificate.verify(&cluster.genesis),
-        Err(ReceiptError::Certificate(_))
-    ));
-    if !receipt.proof.path.is_empty() {
-        let mut path = receipt.clone();
-        path.proof.path[0].0[0] ^= 1;
-        assert!(matches!(
-            path.verify(&cluster.genesis),
-            Err(ReceiptError::NotInBlock(_))
-        ));
+    // A receipt, checked with the protocol crate alone. User 1 sends sequences 2 to 4 first
+    // (they wait for 1), then 1: the four go into one block, so each receipt has a path of
+    // two hashes.
+    let batch: Vec<_> = [2, 3, 4, 1]
+        .iter()
+        .map(|&sequence| cluster.transfer(1, 0, 5, sequence))
+        .collect();
+    for transfer in &batch {
+        let (status, body) = node.post("/v1/transfers", &cluster.json(transfer));
+        assert_eq!(status, 202, "{body}");
     }
+    let height = cluster.wait_committed(0, &batch[1].id(), WAIT);
+    let (status, body) = node.get(&format!("/v1/transfers/{}", batch[1].id()));
+    assert_eq!((status, &body["status"]), (200, &json!("committed")));
+    assert_eq!(body["height"], height.to_string());
+    let receipt_json = body["receipt"].clone();
+    assert_eq!(receipt_json["proof"]["size"], "4");
+    assert_eq!(receipt_json["proof"]["index"], "2");
+    let check = |receipt: &Value| {
+        let parsed: ReceiptJson = serde_json::from_value(receipt.clone()).unwrap();
+        parsed
+            .to_receipt(cluster.genesis.decimals)
+            .unwrap()
+            .verify(&cluster.genesis)
+    };
+    assert_eq!(check(&receipt_json), Ok(()));
+    let receipt: ReceiptJson = serde_json::from_value(receipt_json.clone()).unwrap();
+    let receipt = receipt.to_receipt(cluster.genesis.decimals).unwrap();
+    assert_eq!(receipt.proof.path.len(), 2);
+
+    // One flipped byte in the transfer's signature, in the path, in the header, or in the
+    // certificate's signature: each fails with its own error.
+    let flipped = |pointer: &str, index: usize| {
+        let mut receipt = receipt_json.clone();
+        let text = receipt.pointer_mut(pointer).unwrap();
+        *text = json!(flip_hex(text.as_str().unwrap(), index));
+        check(&receipt)
+    };
+    assert_eq!(
+        flipped("/transfer/signature", 100),
+        Err(ReceiptError::BadSignature)
+    );
+    assert_eq!(
+        flipped("/proof/path/0", 0),
+        Err(ReceiptError::NotInBlock(InclusionError::RootMismatch))
+    );
+    let header_hex = receipt_json["header"].as_str().unwrap();
+    let mut header = receipt.header.clone();
+    header.state_root.0[31] ^= 0x10;
+    assert_eq!(
+        flipped("/header", header_hex.len() - 2),
+        Err(ReceiptError::BlockMismatch {
+            certificate: receipt.header.hash(),
+            header: header.hash(),
+        })
+    );
+    let certificate_hex = receipt_json["certificate"].as_str().unwrap();
+    let validator = cluster.genesis.validators[0].key;
+    assert_eq!(
+        flipped("/certificate", certificate_hex.len() - 20),
+        Err(ReceiptError::Certificate(
+            CertificateError::SignatureMismatch(validator)
+        ))
+    );
 
     // Blocks and the log.
     let (status, latest) = node.get("/v1/blocks/latest");
@@ -385,10 +461,135 @@ fn wallet_api_against_a_running_node() {
         );
     }
 
+    // Transfers the ledger or the mempool refuse: 400 with the rule's code and message.
+    let other_network = {
+        let body = Transfer::new(
+            Hash::digest(b"another network"),
+            cluster.users[2].public_key(),
+            receiver,
+            10,
+            1,
+            1,
+            "",
+        );
+        SignedTransfer::sign(body, &cluster.users[2])
+    };
+    let mut forged = cluster.json(&cluster.transfer(2, 1, 10, 1));
+    forged["signature"] = json!(flip_hex(forged["signature"].as_str().unwrap(), 3));
+    let refused = [
+        (cluster.json(&other_network), "wrong_network"),
+        (forged, "bad_signature"),
+        (
+            cluster.json(&cluster.transfer(2, 2, 10, 1)),
+            "self_transfer",
+        ),
+        (
+            cluster.json(&cluster.transfer(2, 1, 2_000_000, 1)),
+            "insufficient_funds",
+        ),
+        (cluster.json(&cluster.transfer(0, 1, 11, 3)), "bad_sequence"),
+    ];
+    for (body, expected) in &refused {
+        let (status, answer) = node.post("/v1/transfers", body);
+        assert_eq!((status, code(&answer)), (400, *expected), "{answer}");
+    }
+    let (_, answer) = node.post("/v1/transfers", &refused[4].0);
+    assert_eq!(
+        answer["message"],
+        format!("sequence 3 is already used; the sender's next sequence is {more}")
+    );
+
+    // A body that never completes: 408 after the configured second.
+    let request = format!(
+        "POST /v1/transfers HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n"
+    );
+    let started = Instant::now();
+    let (status, _, body) = raw(&address, &request, b"{\"id\":");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((status, code(&body)), (408, "body_timeout"));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // CORS: a preflight from the configured origin is allowed, another origin gets no grant.
+    for (origin, allowed) in [
+        ("https://wallet.example", true),
+        ("https://evil.example", false),
+    ] {
+        let request = format!(
+            "OPTIONS /v1/transfers HTTP/1.0\r\nHost: {address}\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: POST\r\n\r\n"
+        );
+        let (_, head, _) = raw(&address, &request, b"");
+        let head = head.to_ascii_lowercase();
+        let grant = format!("access-control-allow-origin: {origin}");
+        assert_eq!(head.contains(&grant), allowed, "{origin}: {head}");
+    }
+
+    // A full mempool (30 here): sequences 2 to 16 of user 2 wait for its sequence 1, and 7 to
+    // 21 of user 1 for its 6, which never come; one more gets 429 mempool_full and changes
+    // nothing.
+    let waiting: Vec<SignedTransfer> = (2..=16)
+        .map(|seq| cluster.transfer(2, 1, 1, seq))
+        .chain((7..=21).map(|seq| cluster.transfer(1, 2, 1, seq)))
+        .collect();
+    for transfer in &waiting {
+        let (status, body) = node.post("/v1/transfers", &cluster.json(transfer));
+        assert_eq!(status, 202, "{body}");
+    }
+    let overflow = cluster.transfer(2, 1, 1, 17);
+    let (status, body) = node.post("/v1/transfers", &cluster.json(&overflow));
+    assert_eq!((status, code(&body)), (429, "mempool_full"), "{body}");
+    let (status, body) = node.get(&format!("/v1/transfers/{}", overflow.id()));
+    assert_eq!((status, code(&body)), (404, "unknown_transfer"));
+    let (status, body) = node.get(&format!("/v1/transfers/{}", waiting[0].id()));
+    assert_eq!((status, &body["status"]), (200, &json!("pending")));
+    let (_, status) = node.get("/v1/status");
+    assert_eq!(status["mempool_size"], 30);
+
     // Over the configured rate (100 a second, bursts of 200): 429 rate_limited.
     let limited = (0..400).any(|_| {
         let (status, body) = send(&address, "GET", "/v1/health", "", b"");
         status == 429 && code(&body) == "rate_limited"
     });
     assert!(limited, "no request was rate limited");
+}
+
+/// A node that knows it is behind and cannot get the blocks stays syncing: balances and
+/// submissions answer 503 node_syncing rather than a stale answer, and health says 503.
+#[test]
+fn a_syncing_node_refuses_balances_and_submissions() {
+    let _serial = serial();
+    let mut cluster = Cluster::new(1, 1, 2, 20);
+    cluster.start(0, &["--misbehave", "withhold-blocks"], &[]);
+    cluster.nodes[0].wait_for_height(3, WAIT);
+
+    // The full node learns the validator's head but gets no blocks from it.
+    cluster.start(1, &[], &[]);
+    let node = &cluster.nodes[1];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = node.get("/v1/health");
+        if status == 503 {
+            assert_eq!(
+                (&body["ok"], &body["syncing"]),
+                (&json!(false), &json!(true))
+            );
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(Instant::now() < deadline, "the node never reported syncing");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let account = cluster.users[0].public_key();
+    let (status, body) = node.get(&format!("/v1/accounts/{account}"));
+    assert_eq!((status, code(&body)), (503, "node_syncing"), "{body}");
+    let transfer = cluster.json(&cluster.transfer(0, 1, 10, 1));
+    let (status, body) = node.post("/v1/transfers", &transfer);
+    assert_eq!((status, code(&body)), (503, "node_syncing"), "{body}");
+    let (status, body) = node.get("/v1/status");
+    assert_eq!(
+        (status, &body["syncing"], &body["height"]),
+        (200, &json!(true), &json!("0"))
+    );
 }

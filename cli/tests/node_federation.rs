@@ -11,11 +11,20 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, long_tests, serial, signed_messages};
+use protocol::consensus::{Vote, VoteKind};
 use protocol::receipt::ReceiptJson;
+use protocol::{PublicKey, Signature};
 use serde_json::Value;
 
 /// Generous: CI's 2 cores are shared with the rest of the test suite.
 const WAIT: Duration = Duration::from_secs(90);
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
 
 /// Four validators agree while transfers arrive at all four: at least 500 transfers over at
 /// least 20 heights, and every node has the same block hash and state root at every height.
@@ -97,7 +106,8 @@ fn four_validators_agree_under_load() {
     }
 }
 
-/// The same transfer submitted to two nodes at the same moment is applied once.
+/// The same transfer submitted to two nodes at the same moment is applied once; two different
+/// transfers with one sequence at two nodes: one commits, the other ends `superseded`.
 #[test]
 fn same_transfer_at_two_nodes_applies_once() {
     let _serial = serial();
@@ -140,6 +150,61 @@ fn same_transfer_at_two_nodes_applies_once() {
                 .count();
         }
         assert_eq!(holding, 1, "node {node} holds the transfer {holding} times");
+    }
+
+    // Two different transfers with one sequence, at two nodes at once: one commits, and a
+    // node that accepted the other answers `superseded` by the winner, never `pending`.
+    let rivals = [cluster.transfer(1, 0, 7, 1), cluster.transfer(1, 0, 8, 1)];
+    let answers = std::thread::scope(|scope| {
+        let posts: Vec<_> = rivals
+            .iter()
+            .zip([2, 3])
+            .map(|(transfer, node)| {
+                let body = cluster.json(transfer);
+                let cluster = &cluster;
+                scope.spawn(move || cluster.nodes[node].post("/v1/transfers", &body))
+            })
+            .collect();
+        posts
+            .into_iter()
+            .map(|post| post.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let deadline = Instant::now() + WAIT;
+    let winner = loop {
+        let committed = rivals.iter().position(|rival| {
+            let (_, status) = cluster.nodes[0].get(&format!("/v1/transfers/{}", rival.id()));
+            status["status"] == "committed"
+        });
+        if let Some(winner) = committed {
+            break winner;
+        }
+        assert!(Instant::now() < deadline, "neither rival committed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let loser = 1 - winner;
+    let winner_id = rivals[winner].id().to_string();
+    // Accepted by its node unless the rival reached that node by gossip first.
+    let (code, answer) = &answers[loser];
+    eprintln!("the losing rival was answered {code} by its node");
+    if *code == 400 {
+        assert_eq!(answer["code"], "sequence_pending", "{answer}");
+    } else {
+        assert_eq!(*code, 202, "{answer}");
+        let node = [2, 3][loser];
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (code, status) =
+                cluster.nodes[node].get(&format!("/v1/transfers/{}", rivals[loser].id()));
+            assert_eq!(code, 200, "{status}");
+            if status["status"] != "pending" {
+                assert_eq!(status["status"], "superseded", "{status}");
+                assert_eq!(status["by"], winner_id, "{status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the loser stayed pending");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -243,8 +308,10 @@ fn sigkill_after_commit_loses_nothing_and_never_equivocates() {
     assert!(!signed.is_empty(), "node 0 signed nothing");
 }
 
-/// One validator proposes only invalid blocks and another sends garbage on both topics: the
-/// others keep committing, nobody panics, and memory stays bounded.
+/// One validator proposes only invalid blocks, another sends garbage on both topics and a third
+/// sends a second, conflicting prevote after each of its prevotes: the others keep committing,
+/// nobody panics, memory stays bounded, and the double votes are served as evidence that
+/// verifies.
 #[test]
 fn faulty_validators_do_not_stop_the_federation() {
     let _serial = serial();
@@ -256,7 +323,7 @@ fn faulty_validators_do_not_stop_the_federation() {
     );
     cluster.start(1, &["--misbehave", "invalid-proposals"], &[]);
     cluster.start(2, &["--misbehave", "garbage"], &[]);
-    cluster.start(3, &[], &[]);
+    cluster.start(3, &["--misbehave", "equivocate"], &[]);
 
     cluster.wait_all(&[0, 3], 2, WAIT);
     let memory_before = cluster.nodes[0].rss_kib();
@@ -304,5 +371,55 @@ fn faulty_validators_do_not_stop_the_federation() {
     assert!(
         log.contains("rejected gossip"),
         "no garbage gossip was rejected"
+    );
+
+    // Validator 3's double prevotes, as node 0 serves them: each pair verifies with the
+    // protocol crate alone, and the metric counts them.
+    let equivocator: PublicKey = cluster.nodes[3].status().unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (code, body) = cluster.nodes[0].get("/v1/evidence");
+    assert_eq!(code, 200);
+    let evidence = body["evidence"].as_array().unwrap();
+    assert!(!evidence.is_empty(), "no evidence served: {body}");
+    for pair in evidence {
+        assert_eq!(pair["validator"], equivocator.to_string(), "{pair}");
+        assert_eq!(pair["kind"], "prevote", "{pair}");
+        let height: u64 = pair["height"].as_str().unwrap().parse().unwrap();
+        let signed: Vec<Vec<u8>> = ["first", "second"]
+            .iter()
+            .map(|field| unhex(pair[field].as_str().unwrap()))
+            .collect();
+        for (bytes, field) in signed.iter().zip(["first_signature", "second_signature"]) {
+            let signature = Signature(unhex(pair[field].as_str().unwrap()).try_into().unwrap());
+            assert_eq!(signature.verify(&equivocator, bytes), Ok(()), "{pair}");
+        }
+        // Both are prevotes of that height on this network, for different blocks: the
+        // payloads differ only after the fixed prefix and the step byte.
+        let vote = |block_hash| Vote {
+            kind: VoteKind::Prevote,
+            height,
+            round: pair["round"].as_u64().unwrap() as u32,
+            block_hash,
+        };
+        let nil = vote(None).payload(&cluster.network_id()).to_bytes();
+        assert!(
+            signed.contains(&nil),
+            "one of the two is a nil prevote: {pair}"
+        );
+        assert_ne!(signed[0], signed[1]);
+        assert_eq!(signed[0][..49], nil[..49], "same tag, version, network");
+        assert_eq!(signed[1][..49], nil[..49], "same tag, version, network");
+    }
+    let (_, metrics) = common::http_text(&cluster.nodes[0].api, "/metrics");
+    let seen = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("tally_evidence "))
+        .unwrap_or_else(|| panic!("no tally_evidence in {metrics}"));
+    assert!(
+        seen.parse::<u64>().unwrap() >= evidence.len() as u64,
+        "{seen}"
     );
 }

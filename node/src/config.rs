@@ -117,7 +117,9 @@ pub struct ApiSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsensusSection {
-    /// With an empty mempool, wait up to this many milliseconds before starting a height.
+    /// With no transfer that could go into the next block (none pending, or only ones
+    /// waiting behind a missing sequence), wait up to this many milliseconds before
+    /// starting a height.
     pub empty_block_interval_ms: u64,
     /// A proposal dated more than this many milliseconds ahead of our clock gets a nil vote.
     pub max_clock_skew_ms: u64,
@@ -196,8 +198,9 @@ body_limit_bytes = 8192
 body_timeout_ms = 10000
 
 [consensus]
-# When no transfer is waiting, wait up to this many milliseconds before starting the next
-# height, rather than committing a stream of empty blocks.
+# When no waiting transfer could go into the next block (none, or only ones whose sender
+# skipped a sequence), wait up to this many milliseconds before starting the next height,
+# rather than committing a stream of empty blocks.
 empty_block_interval_ms = 1000
 # A proposal whose timestamp is more than this many milliseconds ahead of this node's clock
 # gets a nil prevote.

@@ -27,15 +27,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use protocol::block::{BlockContext, ValidBlock, build_block, validate_block};
 use protocol::consensus::{
     Action, CommitCertificate, ConsensusValue, Height, Input, Message, Round, SafetyState,
-    SignedMessage, StateMachine, Timeout, TimeoutKind, ValidatorSet, Verified,
+    SignedMessage, StateMachine, Timeout, TimeoutKind, ValidatorSet, Verified, Vote, VoteKind,
 };
 use protocol::{BlockHeader, Genesis, Hash, Ledger, PublicKey, SecretKey, VerifiedTransfer};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::{ChainBlock, TransferBatch};
+use crate::evidence::SharedEvidence;
 use crate::mempool::{Admission, FinalStatus, Mempool, SenderState};
-use crate::network::{Command, NetworkHandle, ServedBlock, Topic};
+use crate::network::{Command, NetworkHandle, Topic};
 use crate::storage::{CommitWrite, IndexedTransfer, Storage, StorageError, StoredAccount};
 
 /// How often newly submitted transfers are flushed to gossip as one batch.
@@ -149,12 +150,12 @@ pub enum CoreInput {
         /// Whether the block was applied (or was already), or why not.
         reply: oneshot::Sender<Result<(), String>>,
     },
-    /// A block proposed at the current height, for a peer that missed the proposal.
-    ProposedBlock {
+    /// The signed proposal of a block at the current height, for a peer that missed it.
+    Proposal {
         /// The block hash.
         hash: Hash,
-        /// The block, if this node saw it.
-        reply: oneshot::Sender<Option<ServedBlock>>,
+        /// The proposal's wire bytes, if this node saw it.
+        reply: oneshot::Sender<Option<Vec<u8>>>,
     },
 }
 
@@ -206,6 +207,10 @@ pub enum Misbehaviour {
     InvalidProposals,
     /// Publish garbage on both gossip topics.
     Garbage,
+    /// After each prevote, publish a second, conflicting one (to the network only).
+    Equivocate,
+    /// Answer every block sync range request with no blocks, so a node behind stays behind.
+    WithholdBlocks,
 }
 
 /// What the core is built from.
@@ -238,6 +243,8 @@ pub struct CoreParts {
     pub max_clock_skew: Duration,
     /// Test-only misbehaviour.
     pub misbehaviour: Option<Misbehaviour>,
+    /// Where equivocation evidence goes, for the API.
+    pub evidence: SharedEvidence,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -287,7 +294,8 @@ pub struct Core {
     safety: Option<SafetyState<ChainBlock>>,
     mempool: Mempool<VerifiedTransfer>,
     validated: HashMap<Hash, ValidBlock>,
-    proposed: HashMap<Hash, ChainBlock>,
+    /// Signed proposals of the next height, by block hash.
+    proposed: HashMap<Hash, SignedMessage<ChainBlock>>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     outbox: Vec<protocol::SignedTransfer>,
     network: NetworkHandle,
@@ -298,6 +306,7 @@ pub struct Core {
     misbehaviour: Option<Misbehaviour>,
     /// The (height, round) whose proposal waits for a transfer or the empty-block interval.
     waiting_build: Option<(Height, Round)>,
+    evidence: SharedEvidence,
 }
 
 impl Core {
@@ -326,6 +335,7 @@ impl Core {
             last_commit_at: Instant::now(),
             misbehaviour: parts.misbehaviour,
             waiting_build: None,
+            evidence: parts.evidence,
         }
     }
 
@@ -367,6 +377,7 @@ impl Core {
                 _ = flush.tick() => self.flush_outbox().await,
                 _ = regossip.tick() => self.regossip().await,
             }
+            self.record_evidence();
             self.publish_status();
         }
 
@@ -378,6 +389,27 @@ impl Core {
         })?;
         tracing::info!(height = self.head_height(), "core stopped");
         Ok(())
+    }
+
+    /// Hands the equivocations the machine saw to the API's evidence log, and logs them.
+    fn record_evidence(&mut self) {
+        let pairs = self.machine.take_evidence();
+        if pairs.is_empty() {
+            return;
+        }
+        for pair in &pairs {
+            tracing::warn!(
+                validator = %pair.validator,
+                height = pair.height,
+                round = pair.round,
+                step = crate::evidence::step_name(pair.step),
+                "equivocation: a validator signed two different messages"
+            );
+        }
+        self.evidence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .record(pairs);
     }
 
     fn head_height(&self) -> u64 {
@@ -392,7 +424,7 @@ impl Core {
                 let _ = reply.send(outcome);
                 if accepted {
                     // A proposer waiting for something to propose need wait no longer.
-                    self.build_now().await?;
+                    self.build_if_includable().await?;
                 }
             }
             CoreInput::GossipTransfers { transfers, reply } => {
@@ -402,7 +434,7 @@ impl Core {
                 }
                 let _ = reply.send(any_new);
                 if any_new {
-                    self.build_now().await?;
+                    self.build_if_includable().await?;
                 }
             }
             CoreInput::Status { id, reply } => {
@@ -422,9 +454,7 @@ impl Core {
                 });
             }
             CoreInput::Consensus(message) => {
-                if let Message::Proposal(proposal) = &message.get().message {
-                    self.remember_proposal(&proposal.value);
-                }
+                self.remember_proposal(message.get());
                 let actions = self.machine.handle(Input::Message(*message));
                 self.execute(actions).await?;
             }
@@ -436,12 +466,8 @@ impl Core {
                 let result = self.apply_synced(*block, certificate).await?;
                 let _ = reply.send(result);
             }
-            CoreInput::ProposedBlock { hash, reply } => {
-                let block = self.proposed.get(&hash).map(|block| ServedBlock {
-                    block: block.0.encode(),
-                    certificate: None,
-                });
-                let _ = reply.send(block);
+            CoreInput::Proposal { hash, reply } => {
+                let _ = reply.send(self.proposed.get(&hash).map(SignedMessage::to_bytes));
             }
         }
         Ok(())
@@ -546,11 +572,18 @@ impl Core {
         })
     }
 
-    fn remember_proposal(&mut self, block: &ChainBlock) {
+    /// Keeps a signed proposal of the next height, to serve to a peer that missed it.
+    fn remember_proposal(&mut self, message: &SignedMessage<ChainBlock>) {
+        let Message::Proposal(proposal) = &message.message else {
+            return;
+        };
         // Bounded by the height window: cleared at every commit, and only blocks for the next
         // height are kept.
+        let block = &proposal.value;
         if block.0.header.height == self.head_height() + 1 && self.proposed.len() < 64 {
-            self.proposed.insert(block.hash(), block.clone());
+            self.proposed
+                .entry(block.hash())
+                .or_insert_with(|| message.clone());
         }
     }
 
@@ -605,6 +638,7 @@ impl Core {
 
     async fn broadcast(&mut self, message: &SignedMessage<ChainBlock>) {
         log_signed(message);
+        self.remember_proposal(message);
         let data = message.to_bytes();
         self.network
             .send(Command::Publish {
@@ -612,6 +646,30 @@ impl Core {
                 data,
             })
             .await;
+
+        if self.misbehaviour == Some(Misbehaviour::Equivocate)
+            && let Message::Vote(vote) = &message.message
+            && vote.kind == VoteKind::Prevote
+        {
+            let conflicting = Vote {
+                block_hash: match vote.block_hash {
+                    Some(_) => None,
+                    None => Some(Hash::digest(b"a block nobody proposed")),
+                },
+                ..*vote
+            };
+            let signed = SignedMessage::<ChainBlock>::sign(
+                &self.network_id,
+                &self.key,
+                Message::Vote(conflicting),
+            );
+            self.network
+                .send(Command::Publish {
+                    topic: Topic::Consensus,
+                    data: signed.to_bytes(),
+                })
+                .await;
+        }
     }
 
     fn schedule(&mut self, timeout: Timeout) {
@@ -627,8 +685,30 @@ impl Core {
             .push(Reverse((Instant::now() + duration, timer)));
     }
 
+    /// Whether a proposer should wait (up to the empty-block interval) before proposing:
+    /// nothing in the mempool could go into the next block. Transfers waiting behind a
+    /// missing sequence do not count, or one of them would make the node commit empty blocks
+    /// as fast as it can.
     fn should_wait_for_transfers(&self) -> bool {
-        self.mempool.is_empty() && self.last_commit_at.elapsed() < self.empty_block_interval
+        !self.has_includable() && self.last_commit_at.elapsed() < self.empty_block_interval
+    }
+
+    /// Whether some pending transfer carries its sender's next sequence.
+    fn has_includable(&self) -> bool {
+        let ledger = &self.ledger;
+        !self
+            .mempool
+            .candidates(1, |sender| ledger.account(sender).next_sequence)
+            .is_empty()
+    }
+
+    /// Builds the proposal this validator was waiting to build once a transfer it can
+    /// include has arrived.
+    async fn build_if_includable(&mut self) -> Result<(), HaltError> {
+        if self.waiting_build.is_some() && self.has_includable() {
+            self.build_now().await?;
+        }
+        Ok(())
     }
 
     fn next_deadline(&self) -> Instant {
@@ -813,6 +893,12 @@ impl Core {
                 recipient: signed.transfer.receiver,
             })
             .collect();
+        // The first block stores the whole tree; later ones the nodes they rewrote.
+        let state_nodes = if height == 1 {
+            valid.ledger.state_nodes()
+        } else {
+            valid.ledger.state_nodes_changed_since(&self.ledger)
+        };
         let write = CommitWrite {
             height,
             block_hash: hash,
@@ -820,6 +906,7 @@ impl Core {
             certificate: &certificate_bytes,
             accounts,
             transfers,
+            state_nodes,
         };
         self.storage
             .commit(&write)
@@ -998,6 +1085,230 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::consensus::{CommitSignature, Params, TimeoutConfig};
+    use protocol::genesis::Allocation;
+    use protocol::{Decimals, SignedTransfer, Transfer, Validator};
+
+    /// A core over a fresh database, one validator, and channels nobody reads.
+    fn core(dir: &std::path::Path, payer: &SecretKey) -> Core {
+        let key = SecretKey::from_seed(&[1; 32]);
+        let genesis = Genesis {
+            network: "core-tests".into(),
+            decimals: Decimals::new(2).unwrap(),
+            min_fee: 1,
+            fee_account: SecretKey::from_seed(&[9; 32]).public_key(),
+            max_supply: 1_000_000,
+            max_block_transfers: 10,
+            max_block_bytes: 1 << 16,
+            validators: vec![Validator {
+                name: "v".into(),
+                key: key.public_key(),
+            }],
+            allocations: vec![Allocation {
+                account: payer.public_key(),
+                balance: 1_000,
+            }],
+        };
+        let validators = ValidatorSet::new(vec![key.public_key()]).unwrap();
+        let machine = StateMachine::new(Params {
+            network_id: genesis.network_id(),
+            validators: validators.clone(),
+            key: Some(key.clone()),
+            timeouts: TimeoutConfig::default(),
+        });
+        let status = StatusSnapshot {
+            network_id: genesis.network_id(),
+            role: "validator",
+            address: key.public_key(),
+            height: "0".into(),
+            block_hash: Hash::ZERO,
+            state_root: Hash::ZERO,
+            round: 0,
+            mempool_size: 0,
+            peers: 0,
+            syncing: false,
+        };
+        let (commands, _) = mpsc::channel(1);
+        let (_, peers) = watch::channel(Vec::new());
+        Core::new(CoreParts {
+            ledger: Ledger::from_genesis(&genesis),
+            genesis,
+            validators,
+            key,
+            storage: Storage::open(dir, 1 << 20).unwrap(),
+            head: None,
+            machine,
+            safety: None,
+            network: NetworkHandle {
+                commands,
+                peers,
+                local_peer_id: libp2p::PeerId::random(),
+            },
+            status: Arc::new(RwLock::new(status)),
+            mempool: (100, 10),
+            empty_block_interval: Duration::from_millis(100),
+            max_clock_skew: Duration::from_secs(5),
+            misbehaviour: None,
+            evidence: SharedEvidence::default(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_certified_block_that_does_not_replay_halts_naming_its_height() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let mut core = core(dir.path(), &payer);
+        let receiver = SecretKey::from_seed(&[3; 32]).public_key();
+        let body = Transfer::new(core.network_id, payer.public_key(), receiver, 10, 1, 1, "");
+        let transfer = SignedTransfer::sign(body, &payer).into_verified().unwrap();
+        let context = BlockContext::after(None, core.key.public_key(), now_ms());
+        let built = build_block(&core.ledger, &core.genesis, context, vec![transfer]);
+
+        // The genuine transfers under a header that states another state root: what a
+        // quorum would certify only if this node's state differed from the federation's.
+        let mut block = built.block;
+        block.header.state_root = Hash::digest(b"the federation's root");
+        let certificate = CommitCertificate {
+            height: 1,
+            round: 0,
+            block_hash: block.hash(),
+            signatures: vec![CommitSignature {
+                validator: core.key.public_key(),
+                signature: core.key.sign(b"not checked here: sync checked it"),
+            }],
+        };
+
+        let error = core
+            .apply_synced(ChainBlock(block), certificate)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, HaltError::ReplayMismatch { height: 1, .. }),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("halting at height 1: the certified block does not replay: "),
+            "{error}"
+        );
+        assert_eq!(core.storage.last_height().unwrap(), None, "nothing stored");
+    }
+
+    #[tokio::test]
+    async fn transfers_waiting_for_a_missing_sequence_do_not_end_the_wait_for_transfers() {
+        // The failing input: sequence 2 pending while 1 never came made the node commit empty
+        // blocks back to back (23,850 heights in 20 s of the wallet API test).
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let mut core = core(dir.path(), &payer);
+        let receiver = SecretKey::from_seed(&[3; 32]).public_key();
+        let transfer = |sequence| {
+            let body = Transfer::new(
+                core.network_id,
+                payer.public_key(),
+                receiver,
+                10,
+                1,
+                sequence,
+                "",
+            );
+            SignedTransfer::sign(body, &payer).into_verified().unwrap()
+        };
+        let (second, first) = (transfer(2), transfer(1));
+        assert!(core.should_wait_for_transfers(), "empty mempool");
+
+        let outcome = core.submit(second, true).await.unwrap();
+        assert_eq!(outcome, SubmitOutcome::Accepted);
+        assert_eq!(core.mempool.len(), 1);
+        assert!(!core.has_includable());
+        assert!(core.should_wait_for_transfers(), "only a gap is pending");
+
+        let outcome = core.submit(first, true).await.unwrap();
+        assert_eq!(outcome, SubmitOutcome::Accepted);
+        assert!(core.has_includable());
+        assert!(
+            !core.should_wait_for_transfers(),
+            "sequence 1 can go in a block"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_halts_naming_the_height_and_reports_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let mut core = core(dir.path(), &payer);
+        let context = BlockContext::after(None, core.key.public_key(), now_ms());
+        let built = build_block(&core.ledger, &core.genesis, context, Vec::new());
+        let block = ChainBlock(built.block);
+        let bytes = protocol::consensus::message::precommit_signing_bytes(
+            &core.network_id,
+            1,
+            0,
+            Some(block.hash()),
+        );
+        let certificate = CommitCertificate {
+            height: 1,
+            round: 0,
+            block_hash: block.hash(),
+            signatures: vec![CommitSignature {
+                validator: core.key.public_key(),
+                signature: core.key.sign(&bytes),
+            }],
+        };
+
+        // The database refuses the write: here because something else already stored a
+        // height 1 behind the core's back.
+        let other = crate::storage::CommitWrite {
+            height: 1,
+            block_hash: Hash::digest(b"other"),
+            block: b"other",
+            certificate: b"other",
+            accounts: Vec::new(),
+            transfers: Vec::new(),
+            state_nodes: Vec::new(),
+        };
+        core.storage.commit(&other).unwrap();
+
+        core.machine.start(1);
+        let error = core.apply_synced(block, certificate).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "halting at height 1: storage failed: refusing to store height 1: the next height \
+             to store is 2"
+        );
+        assert_eq!(core.head_height(), 0, "the failed commit is not applied");
+        assert_eq!(core.status.read().unwrap().height, "0", "nor reported");
+    }
+
+    #[tokio::test]
+    async fn a_synced_block_with_other_transfers_is_the_peers_fault_not_a_halt() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let mut core = core(dir.path(), &payer);
+        let receiver = SecretKey::from_seed(&[3; 32]).public_key();
+        let body = Transfer::new(core.network_id, payer.public_key(), receiver, 10, 1, 1, "");
+        let transfer = SignedTransfer::sign(body, &payer).into_verified().unwrap();
+        let context = BlockContext::after(None, core.key.public_key(), now_ms());
+        let built = build_block(&core.ledger, &core.genesis, context, vec![transfer]);
+
+        let mut block = built.block;
+        block.transfers.clear();
+        let certificate = CommitCertificate {
+            height: 1,
+            round: 0,
+            block_hash: block.hash(),
+            signatures: Vec::new(),
+        };
+        let refused = core
+            .apply_synced(ChainBlock(block), certificate)
+            .await
+            .unwrap();
+        assert_eq!(
+            refused,
+            Err("block 1 does not match its transfers root".to_string())
+        );
+    }
 
     #[test]
     fn timestamps_strictly_increase_and_stay_near_our_clock() {

@@ -23,6 +23,7 @@ pub mod chain;
 pub mod config;
 pub mod core;
 pub mod datadir;
+pub mod evidence;
 pub mod inbound;
 pub mod init;
 pub mod keyfile;

@@ -30,6 +30,7 @@ use crate::chain::ChainBlock;
 use crate::config::Config;
 use crate::core::{Core, CoreParts, HaltError, Misbehaviour, StatusSnapshot};
 use crate::datadir::{self, BoundAddresses, DataDirError};
+use crate::evidence::SharedEvidence;
 use crate::inbound::Inbound;
 use crate::keyfile::{self, KeyFileError};
 use crate::network::{self, Command, NetworkConfig, NetworkError, Topic};
@@ -146,6 +147,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
 
     // Network, then the tasks around it.
     let network_config = network_config(&config, &key, &genesis)?;
+    let max_consensus_bytes = network_config.max_consensus_bytes;
     let (network, events) = network::spawn(network_config)?;
     let (shutdown_sender, shutdown) = watch::channel(false);
     let status = Arc::new(RwLock::new(StatusSnapshot {
@@ -195,6 +197,9 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         dir: dir.to_owned(),
         addresses: Arc::new(Mutex::new(addresses)),
         behind: behind_sender,
+        asked: Arc::default(),
+        max_consensus_bytes,
+        withhold_blocks: options.misbehaviour == Some(Misbehaviour::WithholdBlocks),
     };
     tokio::spawn(inbound.run(events));
 
@@ -212,12 +217,14 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         tokio::spawn(publish_garbage(network.clone(), shutdown.clone()));
     }
 
+    let evidence = SharedEvidence::default();
     let live = LiveNode::new(
         genesis.clone(),
         core_sender,
         status.clone(),
         storage.clone(),
         signatures,
+        evidence.clone(),
         shutdown.clone(),
     );
     let api_state = ApiState::new(Arc::new(live), api_config(&config));
@@ -255,6 +262,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         empty_block_interval: Duration::from_millis(config.consensus.empty_block_interval_ms),
         max_clock_skew: Duration::from_millis(config.consensus.max_clock_skew_ms),
         misbehaviour: options.misbehaviour,
+        evidence,
     });
     tokio::spawn(wait_for_signal(shutdown_sender.clone()));
 
@@ -318,6 +326,32 @@ fn load_state(
             "stored accounts give state root {}, the head block states {}",
             ledger.state_root(),
             head.state_root
+        )));
+    }
+
+    // The stored state tree must be exactly the tree of these accounts.
+    let stored = storage.state_nodes()?;
+    let expected = ledger.state_nodes();
+    if stored.is_empty() && !expected.is_empty() {
+        // A data directory from before the tree's nodes were stored: store them now.
+        tracing::info!(nodes = expected.len(), "storing the state tree's nodes");
+        storage.put_state_nodes(&expected)?;
+    } else if stored != expected {
+        let differs = stored
+            .iter()
+            .zip(&expected)
+            .find(|(a, b)| a != b)
+            .map(|(stored, _)| stored)
+            .or_else(|| stored.get(expected.len()))
+            .or_else(|| expected.get(stored.len()))
+            .map_or_else(String::new, |(position, _)| {
+                hex::encode(position.to_bytes())
+            });
+        return Err(inconsistent(format!(
+            "the stored state tree ({} inner nodes) differs from the accounts' ({}) at node {}",
+            stored.len(),
+            expected.len(),
+            differs,
         )));
     }
     Ok((ledger, Some(head)))
@@ -445,8 +479,20 @@ mod tests {
         }
     }
 
-    /// Stores block 1 with the accounts it changed, optionally tampering with one balance.
-    fn store_first_block(storage: &Storage, genesis: &Genesis, payer: &SecretKey, tamper: bool) {
+    /// What [`store_first_block`] damages.
+    #[derive(PartialEq)]
+    enum Tamper {
+        Nothing,
+        /// One account's sequence.
+        Account,
+        /// One inner node's hash of the state tree.
+        StateNode,
+        /// Stores no state tree nodes, as data directories did before they were stored.
+        NoStateNodes,
+    }
+
+    /// Stores block 1 with the accounts it changed and the state tree's nodes, damaged as told.
+    fn store_first_block(storage: &Storage, genesis: &Genesis, payer: &SecretKey, tamper: Tamper) {
         let receiver = SecretKey::from_seed(&[3; 32]).public_key();
         let body = Transfer::new(
             genesis.network_id(),
@@ -476,9 +522,15 @@ mod tests {
                 )
             })
             .collect();
-        if tamper {
+        if tamper == Tamper::Account {
             // Supply still adds up; only the state root can tell.
             accounts[0].1.next_sequence += 1;
+        }
+        let mut state_nodes = built.ledger.state_nodes();
+        match tamper {
+            Tamper::StateNode => state_nodes[1].1 = Hash::digest(b"not this node"),
+            Tamper::NoStateNodes => state_nodes.clear(),
+            _ => {}
         }
         let block = built.block.encode();
         let write = CommitWrite {
@@ -488,6 +540,7 @@ mod tests {
             certificate: b"not read here",
             accounts,
             transfers: Vec::new(),
+            state_nodes,
         };
         storage.commit(&write).unwrap();
     }
@@ -498,7 +551,7 @@ mod tests {
         let storage = Storage::open(dir.path(), 1 << 20).unwrap();
         let payer = SecretKey::from_seed(&[2; 32]);
         let genesis = genesis(&payer);
-        store_first_block(&storage, &genesis, &payer, false);
+        store_first_block(&storage, &genesis, &payer, Tamper::Nothing);
 
         let (ledger, head) = load_state(&storage, &genesis).unwrap();
         let head = head.unwrap();
@@ -506,6 +559,42 @@ mod tests {
         assert_eq!(ledger.state_root(), head.state_root);
         assert_ne!(head.state_root, Hash::ZERO);
         assert_eq!(ledger.account(&payer.public_key()).next_sequence, 2);
+        // Payer, receiver and fee account: three leaves under two inner nodes.
+        assert_eq!(storage.state_nodes().unwrap(), ledger.state_nodes());
+        assert_eq!(ledger.state_nodes().len(), 2);
+    }
+
+    #[test]
+    fn a_stored_state_tree_node_that_disagrees_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), 1 << 20).unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let genesis = genesis(&payer);
+        store_first_block(&storage, &genesis, &payer, Tamper::StateNode);
+
+        let error = load_state(&storage, &genesis).unwrap_err();
+        let position = hex::encode(storage.state_nodes().unwrap()[1].0.to_bytes());
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "stored state is inconsistent at height 1: the stored state tree (2 inner \
+                 nodes) differs from the accounts' (2) at node {position}"
+            )
+        );
+    }
+
+    #[test]
+    fn a_data_directory_without_state_tree_nodes_gets_them_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), 1 << 20).unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let genesis = genesis(&payer);
+        store_first_block(&storage, &genesis, &payer, Tamper::NoStateNodes);
+        assert_eq!(storage.state_nodes().unwrap(), vec![]);
+
+        let (ledger, _) = load_state(&storage, &genesis).unwrap();
+        assert_eq!(storage.state_nodes().unwrap(), ledger.state_nodes());
+        assert_eq!(storage.state_nodes().unwrap().len(), 2);
     }
 
     #[test]
@@ -514,7 +603,7 @@ mod tests {
         let storage = Storage::open(dir.path(), 1 << 20).unwrap();
         let payer = SecretKey::from_seed(&[2; 32]);
         let genesis = genesis(&payer);
-        store_first_block(&storage, &genesis, &payer, true);
+        store_first_block(&storage, &genesis, &payer, Tamper::Account);
 
         let error = load_state(&storage, &genesis).unwrap_err();
         assert!(

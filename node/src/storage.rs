@@ -14,12 +14,16 @@
 //! a ACCOUNT                     (balance, next_sequence) of an account, postcard
 //! t TRANSFER_ID                 (HEIGHT, position) where that transfer was committed
 //! y ACCOUNT HEIGHT POSITION     TRANSFER_ID: the history of an account, oldest first
+//! n PREFIX DEPTH                the hash of the state tree's inner node at that position
 //! ```
 //!
 //! Heights and positions are big-endian, so sled's byte order is height order.
 //!
-//! The state tree's inner nodes are not stored: at start the node rebuilds the tree from the
-//! stored accounts and checks its root against the head block's state root.
+//! The state tree's leaves are the `a` entries; its inner nodes (`n`, see
+//! [`protocol::state_tree::NodePosition`]) go in with the block that rewrote them, so after
+//! any crash the stored tree is exactly the tree of the stored head. At start the node builds
+//! the tree from the accounts and refuses to run unless every stored node matches it and its
+//! root is the head block's state root.
 //!
 //! This module knows nothing of blocks' structure: callers hand it encoded bytes and the
 //! facts to index (see [`CommitWrite`]), which keeps the on-disk format independent of the
@@ -27,6 +31,7 @@
 
 use std::path::Path;
 
+use protocol::state_tree::NodePosition;
 use protocol::{Hash, PublicKey};
 
 const BLOCK: u8 = b'b';
@@ -35,8 +40,7 @@ const BLOCK_HASH: u8 = b'h';
 const ACCOUNT: u8 = b'a';
 const TRANSFER: u8 = b't';
 const HISTORY: u8 = b'y';
-// TODO: store the state tree's nodes (prefix `n`) once `protocol::state_tree` exposes them,
-// so a restart with millions of accounts need not rehash the whole tree.
+const STATE_NODE: u8 = b'n';
 
 // Meta keys start with `m`, like the other prefixes.
 const META_SAFETY: &[u8] = b"msafety";
@@ -100,6 +104,8 @@ pub struct CommitWrite<'a> {
     pub accounts: Vec<(PublicKey, StoredAccount)>,
     /// The block's transfers in block order.
     pub transfers: Vec<IndexedTransfer>,
+    /// The state tree's inner nodes the block rewrote (all of them for the first block).
+    pub state_nodes: Vec<(NodePosition, Hash)>,
 }
 
 /// Where a committed transfer is.
@@ -180,6 +186,10 @@ impl Storage {
             }
         }
 
+        for (position, hash) in &write.state_nodes {
+            batch.insert(key(STATE_NODE, &[&position.to_bytes()]), hash.as_bytes());
+        }
+
         // The height marker goes in the same batch: after a crash, either all of the block
         // is there and the marker says so, or none of it is.
         batch.insert(META_HEIGHT, &height);
@@ -242,6 +252,33 @@ impl Storage {
             accounts.push((account, decode(&value, "a account")?));
         }
         Ok(accounts)
+    }
+
+    /// Every stored inner node of the state tree, in position order.
+    pub fn state_nodes(&self) -> Result<Vec<(NodePosition, Hash)>, StorageError> {
+        let corrupt = || StorageError::Corrupt {
+            key: "n state node".into(),
+        };
+        let mut nodes = Vec::new();
+        for entry in self.db.scan_prefix([STATE_NODE]) {
+            let (key, value) = entry?;
+            let position = NodePosition::from_bytes(&key[1..]).ok_or_else(corrupt)?;
+            let hash: [u8; 32] = value.as_ref().try_into().map_err(|_| corrupt())?;
+            nodes.push((position, Hash(hash)));
+        }
+        Ok(nodes)
+    }
+
+    /// Stores every inner node of the state tree at once, flushed: for a data directory
+    /// written before the nodes were stored. The caller has checked them against the head.
+    pub fn put_state_nodes(&self, nodes: &[(NodePosition, Hash)]) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for (position, hash) in nodes {
+            batch.insert(key(STATE_NODE, &[&position.to_bytes()]), hash.as_bytes());
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Where the transfer with `id` was committed.
@@ -386,7 +423,14 @@ mod tests {
                 sender: account(1),
                 recipient: account(2),
             }],
+            state_nodes: vec![(node_position(height), Hash::digest(block))],
         }
+    }
+
+    fn node_position(height: u64) -> NodePosition {
+        let mut prefix = [0u8; 32];
+        prefix[0] = (height as u8) << 7;
+        NodePosition::from_bytes(&[&prefix[..], &[1]].concat()).unwrap()
     }
 
     #[test]
@@ -446,6 +490,15 @@ mod tests {
             .collect();
         assert_eq!(heights, vec![1, 2]);
         assert_eq!(storage.history(&account(2), 1).unwrap().len(), 1);
+
+        // Height 2 rewrote the node at position 0|0…; height 1 the one at 1|0….
+        assert_eq!(
+            storage.state_nodes().unwrap(),
+            vec![
+                (node_position(2), Hash::digest(b"block two")),
+                (node_position(1), Hash::digest(b"block one")),
+            ]
+        );
     }
 
     #[test]
@@ -468,5 +521,6 @@ mod tests {
         ));
         assert_eq!(storage.last_height().unwrap(), Some(1));
         assert_eq!(storage.block(3).unwrap(), None);
+        assert_eq!(storage.state_nodes().unwrap().len(), 1);
     }
 }

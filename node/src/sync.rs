@@ -103,7 +103,7 @@ impl Sync {
     async fn catch_up_from(&mut self, peer: PeerId) -> Result<(), String> {
         let head = match self.network.request(peer, SyncRequest::Head).await? {
             SyncResponse::Head(head) => head,
-            SyncResponse::Blocks(_) => return Err("answered head with blocks".into()),
+            _ => return Err("answered head with something else".into()),
         };
 
         while self.height() < head {
@@ -179,5 +179,139 @@ impl Sync {
         })
         .await;
         checked.unwrap_or_else(|_| Err(BadBlock::Refused("verification task failed".into())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::RwLock;
+
+    use protocol::consensus::CommitSignature;
+    use protocol::consensus::message::precommit_signing_bytes;
+    use protocol::{BlockHeader, SecretKey};
+
+    use super::*;
+    use crate::core::StatusSnapshot;
+
+    const NETWORK: Hash = Hash([6; 32]);
+
+    /// Block 1 and its certificate, signed by the only validator.
+    fn certified(key: &SecretKey) -> ServedBlock {
+        let header = BlockHeader {
+            version: 1,
+            network_id: NETWORK,
+            height: 1,
+            parent: Hash::ZERO,
+            proposer: key.public_key(),
+            timestamp_ms: 1_000,
+            transfers_root: Hash::ZERO,
+            state_root: Hash::ZERO,
+        };
+        let block = ChainBlock(Block {
+            header,
+            transfers: Vec::new(),
+        });
+        let bytes = precommit_signing_bytes(&NETWORK, 1, 0, Some(block.hash()));
+        let certificate = CommitCertificate {
+            height: 1,
+            round: 0,
+            block_hash: block.hash(),
+            signatures: vec![CommitSignature {
+                validator: key.public_key(),
+                signature: key.sign(&bytes),
+            }],
+        };
+        ServedBlock {
+            block: block.0.encode(),
+            certificate: Some(certificate.to_bytes()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_serving_a_bad_certificate_is_penalised_and_another_peer_serves() {
+        let key = SecretKey::from_seed(&[1; 32]);
+        let validators = ValidatorSet::new(vec![key.public_key()]).unwrap();
+        let good = certified(&key);
+        let mut forged = good.clone();
+        let certificate = forged.certificate.as_mut().unwrap();
+        let last = certificate.len() - 1;
+        certificate[last - 10] ^= 1;
+
+        // Sync starts with the second peer listed: the liar.
+        let (honest, liar) = (PeerId::random(), PeerId::random());
+        let (commands, mut network) = mpsc::channel(16);
+        let (_peers_sender, peers) = watch::channel(vec![honest, liar]);
+        let (core, mut core_inputs) = mpsc::channel(16);
+        let status = StatusSnapshot {
+            network_id: NETWORK,
+            role: "full",
+            address: key.public_key(),
+            height: "0".into(),
+            block_hash: Hash::ZERO,
+            state_root: Hash::ZERO,
+            round: 0,
+            mempool_size: 0,
+            peers: 2,
+            syncing: false,
+        };
+        let status = Arc::new(RwLock::new(status));
+        let (_behind_sender, behind) = mpsc::channel(1);
+        let sync = Sync {
+            network_id: NETWORK,
+            validators: Arc::new(validators),
+            network: NetworkHandle {
+                commands,
+                peers,
+                local_peer_id: PeerId::random(),
+            },
+            core,
+            status: status.clone(),
+            behind,
+        };
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(sync.run(shutdown));
+
+        let mut asked = Vec::new();
+        let mut penalised = Vec::new();
+        let applied = loop {
+            tokio::select! {
+                Some(command) = network.recv() => match command {
+                    Command::Request { peer, request, reply } => {
+                        asked.push((peer, request.clone()));
+                        let response = match request {
+                            SyncRequest::Head => SyncResponse::Head(1),
+                            _ if peer == liar => SyncResponse::Blocks(vec![forged.clone()]),
+                            _ => SyncResponse::Blocks(vec![good.clone()]),
+                        };
+                        reply.send(Ok(response)).unwrap();
+                    }
+                    Command::Penalise { peer } => penalised.push(peer),
+                    _ => panic!("unexpected command"),
+                },
+                Some(input) = core_inputs.recv() => {
+                    let CoreInput::Synced { block, reply, .. } = input else {
+                        panic!("unexpected core input");
+                    };
+                    status.write().unwrap().height = "1".into();
+                    reply.send(Ok(())).unwrap();
+                    break block;
+                }
+            }
+        };
+        stop.send(true).unwrap();
+        task.await.unwrap();
+
+        assert_eq!(applied.0.encode(), good.block);
+        assert_eq!(penalised, vec![liar]);
+        let range = SyncRequest::Range { from: 1, count: 1 };
+        assert_eq!(
+            asked,
+            vec![
+                (liar, SyncRequest::Head),
+                (liar, range.clone()),
+                (honest, SyncRequest::Head),
+                (honest, range),
+            ]
+        );
     }
 }

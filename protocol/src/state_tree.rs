@@ -18,11 +18,19 @@
 //! hashes. Nodes are shared (`Arc`) and never mutated, so cloning a tree is O(1) and a block
 //! can be tried on a clone and thrown away.
 //!
+//! For storage, an inner node is named by its [`NodePosition`] (its depth and the key bits
+//! leading to it) and stored with its hash. Accounts are never removed, so a position, once
+//! it holds a branch, holds one for good; only its hash changes.
+//! [`StateTree::changed_nodes`] lists the inner nodes a block rewrote (walking only the paths
+//! that changed, thanks to the shared `Arc`s), so a node stores them in the same atomic write
+//! as the block; [`StateTree::from_accounts`] builds a tree bottom-up in O(n) hashes and
+//! [`StateTree::inner_nodes`] lists every inner node, so a restarting node can compare what it
+//! stored with what its accounts give.
+//!
 //! We evaluated the `jmt` crate first and did not use it: its current release pins `sha2`
 //! and `digest` 0.10 (a second copy next to the 0.11 that ed25519-dalek 3 brings), pulls in
 //! `tracing`, `anyhow` and `borsh`, and is built around versioned node storage with its own
-//! reader and writer traits, while Tally's storage keeps accounts, not tree nodes, and
-//! rebuilds the tree at start. The hashing here is small enough to specify in
+//! reader and writer traits. The hashing here is small enough to specify in
 //! `docs/protocol.md` for independent auditors.
 
 use std::fmt;
@@ -77,6 +85,46 @@ fn first_difference(a: &Hash, b: &Hash) -> Option<usize> {
         .zip(&b.0)
         .position(|(x, y)| x != y)
         .map(|byte| byte * 8 + (a.0[byte] ^ b.0[byte]).leading_zeros() as usize)
+}
+
+/// Where an inner node sits: the depth where its two subtrees' keys first differ, and the
+/// key bits above that depth (the bits from `depth` on are zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodePosition {
+    /// A key of the subtree with every bit from `depth` on cleared.
+    pub prefix: Hash,
+    /// The depth of the split, 0 to 255.
+    pub depth: u8,
+}
+
+impl NodePosition {
+    /// The stored form: the 32 prefix bytes, then the depth byte. Byte order is
+    /// [`NodePosition`] order.
+    pub fn to_bytes(&self) -> [u8; 33] {
+        let mut bytes = [0u8; 33];
+        bytes[..32].copy_from_slice(self.prefix.as_bytes());
+        bytes[32] = self.depth;
+        bytes
+    }
+
+    /// Parses [`NodePosition::to_bytes`]; `None` for the wrong length or a prefix with bits
+    /// set at or below its depth.
+    pub fn from_bytes(bytes: &[u8]) -> Option<NodePosition> {
+        let bytes: &[u8; 33] = bytes.try_into().ok()?;
+        let prefix = Hash(bytes[..32].try_into().expect("32 bytes"));
+        let position = NodePosition::of(&prefix, usize::from(bytes[32]));
+        (position.prefix == prefix).then_some(position)
+    }
+
+    fn of(key: &Hash, depth: usize) -> NodePosition {
+        let mut prefix = *key;
+        for (index, byte) in prefix.0.iter_mut().enumerate() {
+            let kept = depth.saturating_sub(index * 8).min(8);
+            *byte &= (0xff_u16 << (8 - kept)) as u8;
+        }
+        let depth = u8::try_from(depth).expect("a split is above the 256th bit");
+        NodePosition { prefix, depth }
+    }
 }
 
 /// The sparse Merkle tree of all accounts. Cloning is O(1).
@@ -239,6 +287,61 @@ impl StateTree {
         })
     }
 
+    /// Builds the tree over `accounts` bottom-up, hashing each node once. Gives the same
+    /// tree as inserting them one by one; `Err` names an account listed twice.
+    pub fn from_accounts(
+        accounts: impl IntoIterator<Item = (PublicKey, Account)>,
+    ) -> Result<StateTree, PublicKey> {
+        let mut leaves: Vec<Node> = accounts
+            .into_iter()
+            .map(|(owner, account)| {
+                let key = account_key(&owner);
+                Node::Leaf(Arc::new(Leaf {
+                    key,
+                    owner,
+                    account,
+                    hash: leaf_hash(&key, &account),
+                }))
+            })
+            .collect();
+        leaves.sort_by(|a, b| a.key().cmp(b.key()));
+        if let Some(pair) = leaves
+            .windows(2)
+            .find(|pair| pair[0].key() == pair[1].key())
+        {
+            let Node::Leaf(leaf) = &pair[1] else {
+                unreachable!("only leaves here")
+            };
+            return Err(leaf.owner);
+        }
+        let len = leaves.len();
+        let root = (!leaves.is_empty()).then(|| build_sorted(&leaves));
+        Ok(StateTree { root, len })
+    }
+
+    /// Every inner node's position and hash, in position order.
+    pub fn inner_nodes(&self) -> Vec<(NodePosition, Hash)> {
+        let mut nodes = Vec::new();
+        if let Some(root) = &self.root {
+            collect_changed(root, None, &mut nodes);
+        }
+        nodes.sort_unstable();
+        nodes
+    }
+
+    /// The inner nodes that differ from `before`'s, in position order: what a block that
+    /// turned `before` into `self` rewrote. `self` must have grown from `before` by
+    /// [`StateTree::insert`] (accounts are never removed); shared subtrees are skipped, so
+    /// the cost is that of the paths that changed.
+    pub fn changed_nodes(&self, before: &StateTree) -> Vec<(NodePosition, Hash)> {
+        let mut nodes = Vec::new();
+        if let Some(root) = &self.root {
+            collect_changed(root, before.root.as_ref(), &mut nodes);
+        }
+        nodes.sort_unstable();
+        nodes
+    }
+
     /// A proof of `owner`'s account (or of its absence) against [`StateTree::root`].
     pub fn prove(&self, owner: &PublicKey) -> StateProof {
         let key = account_key(owner);
@@ -326,6 +429,45 @@ fn insert_into(node: &Node, leaf: Node) -> (Node, bool) {
             }
         },
     }
+}
+
+/// The subtree over `leaves`, sorted by key, distinct and not empty.
+fn build_sorted(leaves: &[Node]) -> Node {
+    let (first, last) = (&leaves[0], &leaves[leaves.len() - 1]);
+    let Some(split) = first_difference(first.key(), last.key()) else {
+        return first.clone();
+    };
+    let middle = leaves.partition_point(|leaf| !bit(leaf.key(), split));
+    let left = build_sorted(&leaves[..middle]);
+    let right = build_sorted(&leaves[middle..]);
+    Branch::node(split, *first.key(), left, right)
+}
+
+/// Pushes the inner nodes under `node` that are not shared with `old`, the subtree that held
+/// the same positions (or some of them) before.
+fn collect_changed(node: &Node, old: Option<&Node>, out: &mut Vec<(NodePosition, Hash)>) {
+    let Node::Branch(branch) = node else {
+        return;
+    };
+    if let Some(Node::Branch(old_branch)) = old
+        && Arc::ptr_eq(branch, old_branch)
+    {
+        return;
+    }
+    out.push((NodePosition::of(&branch.key, branch.split), branch.hash));
+
+    // Where the old subtree's positions went: both sides if it split at the same depth,
+    // else wholly to the side its keys take (a new branch was put above it).
+    let (old_left, old_right) = match old {
+        None => (None, None),
+        Some(Node::Branch(old_branch)) if old_branch.split == branch.split => {
+            (Some(&old_branch.left), Some(&old_branch.right))
+        }
+        Some(old) if bit(old.key(), branch.split) => (None, Some(old)),
+        Some(old) => (Some(old), None),
+    };
+    collect_changed(&branch.left, old_left, out);
+    collect_changed(&branch.right, old_right, out);
 }
 
 /// The leaf found where a proof's path ends.
@@ -555,6 +697,93 @@ mod tests {
         assert_eq!(snapshot.len(), 1);
         assert_eq!(snapshot.get(&owner(2)), None);
         assert_eq!(tree.get(&owner(2)), Some(account(2)));
+    }
+
+    #[test]
+    fn bulk_build_equals_one_by_one_inserts() {
+        let accounts: Vec<_> = (0..300)
+            .map(|s| (owner(s), account(u64::from(s))))
+            .collect();
+        let mut inserted = StateTree::new();
+        for (owner, account) in &accounts {
+            inserted.insert(*owner, *account);
+        }
+        let built = StateTree::from_accounts(accounts.iter().rev().copied()).unwrap();
+        assert_eq!(built.root(), inserted.root());
+        assert_eq!(built.len(), 300);
+        assert_eq!(built.inner_nodes(), inserted.inner_nodes());
+        // n leaves, n - 1 branches.
+        assert_eq!(built.inner_nodes().len(), 299);
+
+        assert_eq!(StateTree::from_accounts([]).unwrap().root(), EMPTY_HASH);
+        let one = StateTree::from_accounts([(owner(1), account(1))]).unwrap();
+        assert_eq!(one.root(), leaf_hash(&account_key(&owner(1)), &account(1)));
+        assert!(one.inner_nodes().is_empty());
+
+        let twice = [
+            (owner(1), account(1)),
+            (owner(2), account(2)),
+            (owner(1), account(3)),
+        ];
+        assert_eq!(StateTree::from_accounts(twice).unwrap_err(), owner(1));
+    }
+
+    #[test]
+    fn changed_nodes_patch_the_stored_set_into_the_new_one() {
+        // What a node stores: every inner node once, then each block's changes on top.
+        let mut tree = StateTree::new();
+        let mut stored: BTreeMap<NodePosition, Hash> = BTreeMap::new();
+        let mut next = 0u32;
+        for block in 0..40u32 {
+            let before = tree.clone();
+            // Some new accounts and some updates of old ones.
+            for _ in 0..block % 5 {
+                tree.insert(owner(next), account(u64::from(next)));
+                next += 1;
+            }
+            for seed in (0..next).step_by(7 + block as usize) {
+                tree.insert(owner(seed), account(u64::from(seed + block)));
+            }
+            let changed = tree.changed_nodes(&before);
+            assert!(changed.len() <= tree.inner_nodes().len());
+            stored.extend(changed);
+            let all: BTreeMap<_, _> = tree.inner_nodes().into_iter().collect();
+            assert_eq!(stored, all, "after block {block}");
+        }
+        assert_eq!(tree.changed_nodes(&tree.clone()), vec![]);
+    }
+
+    #[test]
+    fn one_update_rewrites_only_its_path() {
+        let mut tree = StateTree::from_accounts((0..1024).map(|s| (owner(s), account(1)))).unwrap();
+        let before = tree.clone();
+        tree.insert(owner(5), account(2));
+        let changed = tree.changed_nodes(&before);
+        // The path from the root to owner 5's leaf: about log2(1024) branches.
+        assert!((5..=30).contains(&changed.len()), "{}", changed.len());
+        assert!(
+            changed.iter().any(|(position, _)| position.depth == 0),
+            "the root"
+        );
+    }
+
+    #[test]
+    fn node_positions_round_trip_and_reject_stray_bits() {
+        let key = account_key(&owner(9));
+        for depth in [0usize, 1, 7, 8, 9, 200, 255] {
+            let position = NodePosition::of(&key, depth);
+            assert_eq!(
+                NodePosition::from_bytes(&position.to_bytes()),
+                Some(position)
+            );
+        }
+        let position = NodePosition::of(&key, 3);
+        assert_eq!(position.prefix.0[0], key.0[0] & 0b1110_0000);
+        assert_eq!(&position.prefix.0[1..], &[0u8; 31]);
+        let mut bytes = position.to_bytes();
+        bytes[31] = 1;
+        assert_eq!(NodePosition::from_bytes(&bytes), None);
+        assert_eq!(NodePosition::from_bytes(&bytes[..32]), None);
     }
 
     #[test]

@@ -77,6 +77,21 @@ fn each_message_is_verified_once_however_often_it_is_delivered() {
 }
 
 #[test]
+fn equivocators_are_named_by_evidence_that_verifies() {
+    // Every piece honest validators report is checked as it is reported: it must verify and
+    // name a Byzantine validator (`Violation::FalseEvidence` otherwise). Here: some is found.
+    for name in ["n4_double_voter", "n4_equivocating_proposer"] {
+        let scenario = scenario::by_name(name).expect("scenario exists");
+        let found: u64 = (0..3)
+            .map(|seed| sim::run(&scenario, seed).expect("passes").evidence)
+            .sum();
+        assert!(found > 0, "{name}: no evidence reported in 3 seeds");
+    }
+    let honest = scenario::by_name("n4_lossy_network").expect("scenario exists");
+    assert_eq!(sim::run(&honest, 7).expect("passes").evidence, 0);
+}
+
+#[test]
 fn far_future_flooding_is_absorbed_within_the_memory_bound() {
     // The memory oracle runs after every event; this pins that the flood scenario exercised
     // round skips and held its bound over several seeds.

@@ -259,6 +259,21 @@ pub fn http(address: &str, method: &str, path: &str, body: Option<&Value>) -> (u
         .unwrap_or_else(|error| panic!("{method} {path} on {address} failed: {error}"))
 }
 
+/// A GET answered with text (such as `/metrics`): (status, body).
+pub fn http_text(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    (status, body.to_string())
+}
+
 /// One HTTP/1.1 request; a small hand-written client keeps test dependencies light.
 pub fn try_http(
     address: &str,

@@ -106,10 +106,14 @@ pub struct Evidence {
     pub round: u32,
     /// `proposal`, `prevote` or `precommit`.
     pub kind: String,
-    /// Hex of the first message's canonical signed bytes.
+    /// Hex of the bytes the first signature covers (the consensus signing payload).
     pub first: String,
-    /// Hex of the second message's canonical signed bytes.
+    /// Hex of the first signature.
+    pub first_signature: String,
+    /// Hex of the bytes the second signature covers.
     pub second: String,
+    /// Hex of the second signature.
+    pub second_signature: String,
 }
 
 /// Why the node could not answer.
@@ -164,6 +168,11 @@ pub trait NodeApi: Send + Sync + 'static {
     /// The last committed height, updated after each commit is durable.
     fn heads(&self) -> watch::Receiver<u64>;
 
-    /// Equivocation evidence seen so far (bounded by the node).
+    /// Equivocation evidence seen so far (bounded by the node: the newest kept).
     fn evidence(&self) -> Vec<Evidence>;
+
+    /// How many equivocations were seen in all, including those no longer kept.
+    fn evidence_seen(&self) -> u64 {
+        self.evidence().len() as u64
+    }
 }

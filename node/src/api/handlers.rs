@@ -277,7 +277,7 @@ pub async fn evidence(State(state): State<ApiState>) -> Response {
 pub async fn metrics(State(state): State<ApiState>) -> Response {
     let text = state
         .metrics
-        .render(&state.node.status(), state.node.evidence().len());
+        .render(&state.node.status(), state.node.evidence_seen());
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(CONTENT_TYPE, content_type)], text).into_response()
 }

@@ -15,6 +15,7 @@ use super::backend::{
     TransferState,
 };
 use crate::core::{self, CoreInput, SharedStatus, TransferStatus};
+use crate::evidence::{SharedEvidence, signed_bytes_hex, step_name};
 use crate::mempool::FinalStatus;
 use crate::sigcache::SignatureCache;
 use crate::storage::{Storage, StorageError};
@@ -36,6 +37,7 @@ pub struct LiveNode {
     signatures: Arc<SignatureCache>,
     heads: watch::Receiver<u64>,
     syncing_since: Arc<Mutex<Option<Instant>>>,
+    evidence: SharedEvidence,
 }
 
 impl LiveNode {
@@ -46,6 +48,7 @@ impl LiveNode {
         status: SharedStatus,
         storage: Storage,
         signatures: Arc<SignatureCache>,
+        evidence: SharedEvidence,
         shutdown: watch::Receiver<bool>,
     ) -> LiveNode {
         let first = read_height(&status);
@@ -65,6 +68,7 @@ impl LiveNode {
             signatures,
             heads,
             syncing_since,
+            evidence,
         }
     }
 
@@ -100,8 +104,8 @@ fn read_height(status: &SharedStatus) -> u64 {
 }
 
 /// Publishes each new committed height. The core updates the snapshot only after a commit is
-/// flushed, so a height seen here is durable.
-// TODO: a watch channel sent by the core at each commit would save the polling delay.
+/// flushed, so a height seen here is durable. Polling the snapshot (every [`HEAD_POLL`]) adds
+/// at most that much to an event's delivery, and keeps the core unaware of the API.
 async fn follow_head(
     status: SharedStatus,
     sender: watch::Sender<u64>,
@@ -289,8 +293,32 @@ impl NodeApi for LiveNode {
     }
 
     fn evidence(&self) -> Vec<Evidence> {
-        // TODO: the consensus core keeps equivocation evidence per height inside its message
-        // log but does not hand it out yet; serve it once the core reports it.
-        Vec::new()
+        let network_id = self.genesis.network_id();
+        let log = self
+            .evidence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        log.kept()
+            .map(|pair| {
+                let (first, second) = signed_bytes_hex(&network_id, pair);
+                Evidence {
+                    validator: pair.validator,
+                    height: pair.height.to_string(),
+                    round: pair.round,
+                    kind: step_name(pair.step).to_string(),
+                    first,
+                    first_signature: hex::encode(pair.first.signature.0),
+                    second,
+                    second_signature: hex::encode(pair.second.signature.0),
+                }
+            })
+            .collect()
+    }
+
+    fn evidence_seen(&self) -> u64 {
+        self.evidence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .seen()
     }
 }

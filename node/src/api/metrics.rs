@@ -146,12 +146,13 @@ impl Metrics {
     }
 
     /// The text exposition, with the status gauges set from `status`.
-    pub fn render(&self, status: &NodeStatus, evidence: usize) -> String {
+    pub fn render(&self, status: &NodeStatus, evidence: u64) -> String {
         self.height.set(status.height.parse().unwrap_or(0));
         self.round.set(i64::from(status.round));
         self.mempool_size.set(status.mempool_size as i64);
         self.peers.set(status.peers as i64);
-        self.evidence.set(evidence as i64);
+        self.evidence
+            .set(i64::try_from(evidence).unwrap_or(i64::MAX));
 
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");

@@ -1,9 +1,10 @@
 //! The request-response protocol used for block sync: a length-prefixed postcard message.
 //!
-//! Requests ask for one block by hash (a proposal someone missed, or a block to check) or a
-//! range of committed blocks by height. Responses carry encoded blocks with their commit
-//! certificates; this module does not decode those, so that verification happens in one
-//! place (the sync logic) and off the swarm's task.
+//! Requests ask for one committed block by hash, a range of committed blocks by height, a
+//! peer's head, or the signed proposal of a block someone missed (a validator that saw votes
+//! for a block whose proposal never reached it). Responses carry encoded blocks with their
+//! commit certificates, or a signed proposal's wire bytes; this module does not decode those,
+//! so that verification happens in one place and off the swarm's task.
 
 use std::io;
 
@@ -24,7 +25,7 @@ const MAX_REQUEST_BYTES: usize = 1024;
 /// A question to a peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncRequest {
-    /// The block with this hash, committed or only proposed.
+    /// The committed block with this hash.
     BlockByHash(Hash),
     /// Committed blocks from height `from`, at most `count` of them.
     Range {
@@ -35,6 +36,8 @@ pub enum SyncRequest {
     },
     /// The peer's last committed height.
     Head,
+    /// The signed proposal, at the peer's current height, of the block with this hash.
+    Proposal(Hash),
 }
 
 /// One block as served: its bytes and, for a committed block, its certificate's bytes.
@@ -53,6 +56,9 @@ pub enum SyncResponse {
     Blocks(Vec<ServedBlock>),
     /// The peer's last committed height (0 before the first block).
     Head(u64),
+    /// The signed proposal's wire bytes (as gossiped on the consensus topic), if the peer
+    /// has it.
+    Proposal(Option<Vec<u8>>),
 }
 
 /// Length-prefixed postcard, with a size cap on what it will read.

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::hash::Hash;
 use crate::keys::Signature;
 
+use super::evidence::{Equivocation, Statement};
 use super::message::{Message, SignedMessage, Verified, VoteKind};
 use super::{ConsensusValue, Height, Round};
 
@@ -51,6 +52,8 @@ pub(crate) struct ProposalRecord {
     pub block_hash: Hash,
     /// The proposal's valid round (`None` is the paper's -1).
     pub valid_round: Option<Round>,
+    /// The proposer's signature, kept for evidence.
+    pub signature: Signature,
 }
 
 /// One step's votes in one round.
@@ -211,8 +214,8 @@ pub(crate) struct HeightLog<V> {
     max_round: Vec<Option<Round>>,
     /// Per validator, how many of its messages the log holds.
     held: Vec<usize>,
-    /// Second, conflicting messages: proof that their signer is faulty.
-    evidence: Vec<Verified<SignedMessage<V>>>,
+    /// Conflicting pairs of messages not yet taken by the state machine.
+    evidence: Vec<Equivocation>,
     /// Planted bug switch (fault injection only): count repeated votes again.
     count_duplicates: bool,
 }
@@ -310,8 +313,12 @@ impl<V: ConsensusValue> HeightLog<V> {
                 let record = ProposalRecord {
                     block_hash: proposal.value.hash(),
                     valid_round: proposal.valid_round,
+                    signature: message.signature,
                 };
-                if round_log.proposals.contains(&record) {
+                let same = |kept: &ProposalRecord| {
+                    (kept.block_hash, kept.valid_round) == (record.block_hash, record.valid_round)
+                };
+                if round_log.proposals.iter().any(same) {
                     return Inserted::Duplicate;
                 }
                 if round_log.proposals.len() >= 2 {
@@ -346,7 +353,8 @@ impl<V: ConsensusValue> HeightLog<V> {
             Inserted::Counted => self.held[position] += 1,
             Inserted::Equivocation => {
                 self.held[position] += 1;
-                self.evidence.push(message);
+                let evidence = self.equivocation(&message, round, position);
+                self.evidence.extend(evidence);
             }
             _ => {}
         }
@@ -396,11 +404,60 @@ impl<V: ConsensusValue> HeightLog<V> {
         Some(above[threshold - 1])
     }
 
-    /// Conflicting messages received at this height.
-    // TODO: evidence is only kept for the current height and dropped when it ends; nothing
-    // reports it to operators or persists it yet.
-    pub fn evidence(&self) -> &[Verified<SignedMessage<V>>] {
-        &self.evidence
+    /// The evidence recorded since the last call (at most one pair per validator, round
+    /// and step, so bounded like the log).
+    pub fn take_evidence(&mut self) -> Vec<Equivocation> {
+        std::mem::take(&mut self.evidence)
+    }
+
+    /// The pair made by `second`, just recorded as conflicting with its signer's first
+    /// message of the same round and step.
+    fn equivocation(
+        &self,
+        second: &SignedMessage<V>,
+        round: Round,
+        position: usize,
+    ) -> Option<Equivocation> {
+        let round_log = self.rounds.get(&round)?;
+        let (first, second_statement) = match &second.message {
+            Message::Proposal(_) => {
+                let [first, second] = round_log.proposals.as_slice() else {
+                    return None;
+                };
+                let statement = |record: &ProposalRecord| Statement {
+                    block_hash: Some(record.block_hash),
+                    valid_round: record.valid_round,
+                    signature: record.signature,
+                };
+                (statement(first), statement(second))
+            }
+            Message::Vote(vote) => {
+                let tally = match vote.kind {
+                    VoteKind::Prevote => &round_log.prevotes,
+                    VoteKind::Precommit => &round_log.precommits,
+                };
+                let (block_hash, signature) = tally.first[position]?;
+                let first = Statement {
+                    block_hash,
+                    valid_round: None,
+                    signature,
+                };
+                let second = Statement {
+                    block_hash: vote.block_hash,
+                    valid_round: None,
+                    signature: second.signature,
+                };
+                (first, second)
+            }
+        };
+        Some(Equivocation {
+            validator: second.signer,
+            height: self.height,
+            round,
+            step: second.message.step(),
+            first,
+            second: second_statement,
+        })
     }
 
     /// The most messages held for any one validator.
@@ -473,7 +530,20 @@ mod tests {
             (1, 1, 1),
             "one validator: counted once in the total, once for each block it named"
         );
-        assert_eq!(log.evidence().len(), 1);
+        let evidence = log.take_evidence();
+        assert_eq!(evidence.len(), 1);
+        let pair = evidence[0];
+        assert_eq!(
+            (pair.validator, pair.height, pair.round, pair.step),
+            (keys[0].public_key(), 1, 0, crate::consensus::Step::Prevote)
+        );
+        assert_eq!(
+            (pair.first.block_hash, pair.second.block_hash),
+            (block, None)
+        );
+        let (validators, _) = validators_and_keys(4);
+        assert_eq!(pair.verify(&NETWORK, &validators), Ok(()));
+        assert_eq!(log.take_evidence(), vec![], "taken once");
         assert_eq!(log.held_max(), 2);
     }
 
@@ -520,6 +590,18 @@ mod tests {
         assert_eq!(log.insert(proposal(TestValue(3)), 1), Inserted::Dropped);
         assert_eq!(log.take_fresh_values().len(), 2);
         assert!(log.value(&TestValue(2).hash()).is_some());
-        assert_eq!(log.evidence().len(), 1);
+        let evidence = log.take_evidence();
+        assert_eq!(evidence.len(), 1);
+        let pair = evidence[0];
+        assert_eq!(
+            (pair.first.block_hash, pair.second.block_hash, pair.step),
+            (
+                Some(TestValue(1).hash()),
+                Some(TestValue(2).hash()),
+                crate::consensus::Step::Propose
+            )
+        );
+        let (validators, _) = validators_and_keys(4);
+        assert_eq!(pair.verify(&NETWORK, &validators), Ok(()));
     }
 }

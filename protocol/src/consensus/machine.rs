@@ -29,7 +29,7 @@
 //! - **Timeouts.** `ScheduleTimeout` asks for `Input::Timeout` after `duration_ms`; stale
 //!   timeouts are ignored, so the caller never needs to cancel one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,11 +38,16 @@ use crate::keys::SecretKey;
 
 use super::certificate::{CommitCertificate, CommitSignature};
 use super::coverage::{Coverage, Rule};
+use super::evidence::Equivocation;
 use super::log::{HeightLog, Inserted};
 use super::message::{Message, Proposal, SignedMessage, Step, Verified, Vote, VoteKind};
 use super::timeouts::{TimeoutConfig, TimeoutKind};
 use super::validators::ValidatorSet;
 use super::{ConsensusValue, Height, Round};
+
+/// The most equivocations the machine holds for its caller between two
+/// [`StateMachine::take_evidence`] calls; older ones are dropped first.
+pub const EVIDENCE_HELD_MAX: usize = 256;
 
 /// A block together with the round it is associated with (the lock or the valid value).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +126,9 @@ pub enum Input<V> {
     },
     /// A block and its commit certificate fetched by block sync, for a validator that missed
     /// the votes. The machine verifies the certificate itself and ignores it if it fails or
-    /// is not for the current height.
+    /// is not for the current height. It asks no verdict: the caller must have applied the
+    /// block with its ledger rules first, and treat a failure as a fatal fault of its own
+    /// state, since a quorum certified the block.
     Commit {
         /// The committed block.
         value: V,
@@ -216,6 +223,9 @@ pub struct StateMachine<V> {
     started: bool,
     dirty: bool,
     coverage: Coverage,
+    /// Equivocations seen and not yet taken by the caller, newest last, at most
+    /// [`EVIDENCE_HELD_MAX`].
+    evidence: VecDeque<Equivocation>,
     #[cfg(feature = "fault-injection")]
     fault: Option<Fault>,
 }
@@ -246,6 +256,7 @@ impl<V: ConsensusValue> StateMachine<V> {
             started: false,
             dirty: false,
             coverage: Coverage::default(),
+            evidence: VecDeque::new(),
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -379,9 +390,24 @@ impl<V: ConsensusValue> StateMachine<V> {
         &self.coverage
     }
 
-    /// Conflicting messages received at the current height: proof of faulty validators.
-    pub fn evidence(&self) -> &[Verified<SignedMessage<V>>] {
-        self.log.evidence()
+    /// The equivocations seen since the last call, oldest first: proof of faulty
+    /// validators, for the caller to report and keep. Between two calls the machine holds at
+    /// most [`EVIDENCE_HELD_MAX`] of them, dropping the oldest.
+    pub fn take_evidence(&mut self) -> Vec<Equivocation> {
+        self.collect_evidence();
+        self.evidence.drain(..).collect()
+    }
+
+    /// Moves the logs' fresh evidence into the machine's bounded queue.
+    fn collect_evidence(&mut self) {
+        let fresh = self.log.take_evidence();
+        let fresh_next = self.next_log.take_evidence();
+        for evidence in fresh.into_iter().chain(fresh_next) {
+            if self.evidence.len() == EVIDENCE_HELD_MAX {
+                self.evidence.pop_front();
+            }
+            self.evidence.push_back(evidence);
+        }
     }
 
     /// The prevotes that justify the valid value: the polka of its round, as received.
@@ -454,6 +480,9 @@ impl<V: ConsensusValue> StateMachine<V> {
     fn enter_height(&mut self, height: Height) {
         let n = self.params.validators.len();
         let next = height.saturating_add(1);
+
+        // The evidence of the height ending outlives its log.
+        self.collect_evidence();
 
         // Messages received early for this height were kept in `next_log`; keep them.
         if self.next_log.height() == height {
@@ -579,8 +608,9 @@ impl<V: ConsensusValue> StateMachine<V> {
         };
 
         // Older heights are decided; heights beyond the next are for block sync to handle.
-        // TODO: the machine does not report that a peer is ahead; the caller has to notice
-        // message heights itself to trigger block sync (the simulator does).
+        // Noticing them is the caller's part, since it sees every message before the machine
+        // (and the node drops far-future ones unverified): the node's `inbound` nudges its sync
+        // task, the simulator's `sync_on_height_gap` sends the missing block.
         let height = message.message.height();
         let inserted = if height == self.height {
             self.log.insert(message, position)
@@ -592,6 +622,7 @@ impl<V: ConsensusValue> StateMachine<V> {
 
         if inserted == Inserted::Equivocation {
             self.coverage.hit(Rule::Equivocation);
+            self.collect_evidence();
         }
     }
 
@@ -653,9 +684,11 @@ impl<V: ConsensusValue> StateMachine<V> {
         self.propose(value, None, out);
     }
 
-    // TODO: a synced block is decided on its certificate alone, without a verdict: a quorum
-    // includes an honest validator that found it valid, but the caller still has to apply it
-    // with the ledger rules and treat a failure as a fatal fault.
+    /// A synced block is decided on its certificate alone, without a verdict: a quorum
+    /// includes an honest validator that found it valid. The caller applies it with the
+    /// ledger rules before handing it in and treats a failure as fatal (the node halts with
+    /// `ReplayMismatch`, see `a_certified_block_that_does_not_replay_halts_naming_its_height`
+    /// in `node/src/core.rs`).
     fn on_commit(&mut self, value: V, certificate: CommitCertificate, out: &mut Vec<Action<V>>) {
         let for_us = certificate.height == self.height && certificate.block_hash == value.hash();
         let validators = &self.params.validators;

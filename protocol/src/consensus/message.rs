@@ -251,6 +251,14 @@ pub enum MessageError {
     /// The wire bytes have bytes left after the message.
     #[error("{0} bytes after the end of the message")]
     TrailingBytes(usize),
+    /// The wire bytes are longer than the caller allows.
+    #[error("message of {size} bytes, the most allowed is {max}")]
+    TooLarge {
+        /// The message's length.
+        size: usize,
+        /// The bound.
+        max: usize,
+    },
 }
 
 impl<V: ConsensusValue> SignedMessage<V> {
@@ -306,10 +314,20 @@ impl<V: Serialize> SignedMessage<V> {
 }
 
 impl<V: for<'de> Deserialize<'de>> SignedMessage<V> {
-    /// Parses wire bytes; the result still has to be [`verify`](SignedMessage::verify)-ed.
-    // TODO: nothing here bounds the size of the value inside a proposal; the node must cap
-    // the length of a network message before calling this.
-    pub fn from_bytes(bytes: &[u8]) -> Result<SignedMessage<V>, MessageError> {
+    /// Parses wire bytes of at most `max_bytes`; the result still has to be
+    /// [`verify`](SignedMessage::verify)-ed.
+    ///
+    /// The size is checked before decoding: it bounds the block inside a proposal, and with
+    /// it what decoding may allocate. The node passes its genesis `max_block_bytes` plus room
+    /// for the message's own fields; a proposal within that bound can still carry a block
+    /// the ledger rules refuse, which the verdict catches.
+    pub fn from_bytes(bytes: &[u8], max_bytes: usize) -> Result<SignedMessage<V>, MessageError> {
+        if bytes.len() > max_bytes {
+            return Err(MessageError::TooLarge {
+                size: bytes.len(),
+                max: max_bytes,
+            });
+        }
         let (message, rest) = postcard::take_from_bytes(bytes)
             .map_err(|error| MessageError::Malformed(error.to_string()))?;
         if !rest.is_empty() {
@@ -455,11 +473,29 @@ mod tests {
         let (_, keys) = validators_and_keys(4);
         let signed = SignedMessage::sign(&NETWORK, &keys[0], prevote(2, 3, Some(Hash([1; 32]))));
         let mut bytes = signed.to_bytes();
-        assert_eq!(SignedMessage::<TestValue>::from_bytes(&bytes), Ok(signed));
+        assert_eq!(
+            SignedMessage::<TestValue>::from_bytes(&bytes, 1024),
+            Ok(signed.clone())
+        );
         bytes.push(0);
         assert_eq!(
-            SignedMessage::<TestValue>::from_bytes(&bytes),
+            SignedMessage::<TestValue>::from_bytes(&bytes, 1024),
             Err(MessageError::TrailingBytes(1))
+        );
+
+        // The bound is checked first, at exactly the message's length.
+        bytes.pop();
+        let size = bytes.len();
+        assert_eq!(
+            SignedMessage::<TestValue>::from_bytes(&bytes, size),
+            Ok(signed)
+        );
+        assert_eq!(
+            SignedMessage::<TestValue>::from_bytes(&bytes, size - 1),
+            Err(MessageError::TooLarge {
+                size,
+                max: size - 1
+            })
         );
     }
 }

@@ -43,6 +43,7 @@
 
 pub mod certificate;
 pub mod coverage;
+pub mod evidence;
 mod log;
 pub mod machine;
 pub mod message;
@@ -57,6 +58,7 @@ pub use certificate::{
     CertificateDecodeError, CertificateError, CommitCertificate, CommitSignature,
 };
 pub use coverage::{Coverage, Rule};
+pub use evidence::{Equivocation, EvidenceError, Statement};
 #[cfg(feature = "fault-injection")]
 pub use machine::Fault;
 pub use machine::{Action, Input, Params, RoundValue, SafetyState, StateMachine, Timeout};

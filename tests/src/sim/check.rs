@@ -18,7 +18,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use protocol::Hash;
-use protocol::consensus::{CommitCertificate, ConsensusValue, Height, Round, ValidatorSet};
+use protocol::consensus::{
+    CommitCertificate, ConsensusValue, Equivocation, Height, Round, ValidatorSet,
+};
 
 use super::block::SimBlock;
 use super::scenario::Scenario;
@@ -67,6 +69,16 @@ pub enum Violation {
         /// The bound.
         bound: usize,
     },
+    /// A validator reported equivocation evidence that does not verify, or that names an
+    /// honest validator (which never signs two different messages for one step).
+    FalseEvidence {
+        /// The validator that reported it.
+        node: usize,
+        /// The validator it accuses.
+        accused: usize,
+        /// What is wrong.
+        error: String,
+    },
     /// After stabilisation, a decision took more rounds than the bound.
     TooManyRounds {
         /// The validator.
@@ -100,6 +112,7 @@ impl Violation {
             Violation::Agreement { .. }
                 | Violation::BadCertificate { .. }
                 | Violation::NotAPrefix { .. }
+                | Violation::FalseEvidence { .. }
         )
     }
 }
@@ -141,6 +154,14 @@ impl fmt::Display for Violation {
                     "validator {node} holds {held} messages for one peer, bound {bound}"
                 )
             }
+            Violation::FalseEvidence {
+                node,
+                accused,
+                error,
+            } => write!(
+                f,
+                "validator {node} reported false evidence against validator {accused}: {error}"
+            ),
             Violation::TooManyRounds {
                 node,
                 height,
@@ -176,6 +197,7 @@ pub struct Checker {
     round_at_stabilisation: HashMap<Height, Round>,
     extra_rounds: Round,
     violation: Option<Violation>,
+    evidence_seen: u64,
 }
 
 impl Checker {
@@ -201,6 +223,7 @@ impl Checker {
             // polka, plus slack for getting everyone into the same round.
             extra_rounds: n as Round + 2,
             violation: None,
+            evidence_seen: 0,
         }
     }
 
@@ -294,6 +317,34 @@ impl Checker {
             height,
             expected,
         });
+    }
+
+    /// Checks a piece of evidence `node` reported: it verifies, and its signer is faulty.
+    pub fn record_evidence(&mut self, node: usize, evidence: &Equivocation) {
+        let accused = self
+            .validators
+            .position(&evidence.validator)
+            .unwrap_or(usize::MAX);
+        let error = match evidence.verify(&self.network_id, &self.validators) {
+            Err(error) => error.to_string(),
+            Ok(()) if self.honest.get(accused) == Some(&true) => {
+                "an honest validator never equivocates".to_string()
+            }
+            Ok(()) => {
+                self.evidence_seen += 1;
+                return;
+            }
+        };
+        self.fail(Violation::FalseEvidence {
+            node,
+            accused,
+            error,
+        });
+    }
+
+    /// Verified pieces of evidence reported so far.
+    pub fn evidence_seen(&self) -> u64 {
+        self.evidence_seen
     }
 
     /// Checks the memory of `node`'s instances: (held, bound) each.

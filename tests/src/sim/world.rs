@@ -195,6 +195,9 @@ pub struct RunReport {
     pub verifications: u64,
     /// Deliveries of messages (each shares its one verification).
     pub deliveries: u64,
+    /// Pieces of equivocation evidence honest validators reported, each verified and naming
+    /// a Byzantine validator.
+    pub evidence: u64,
 }
 
 /// A run in progress.
@@ -336,6 +339,7 @@ impl World {
             messages: self.messages,
             verifications: self.verifications,
             deliveries: self.deliveries,
+            evidence: self.checker.evidence_seen(),
         }
     }
 
@@ -566,7 +570,14 @@ impl World {
         if self.nodes[node].epoch != epoch || instance >= self.nodes[node].instances.len() {
             return Ok(()); // the node crashed since this was scheduled
         }
-        let actions = self.nodes[node].instances[instance].machine.handle(input);
+        let machine = &mut self.nodes[node].instances[instance].machine;
+        let actions = machine.handle(input);
+        let evidence = machine.take_evidence();
+        if self.scenario.behaviour(node).is_none() {
+            for piece in &evidence {
+                self.checker.record_evidence(node, piece);
+            }
+        }
         self.carry_out(node, instance, actions);
         self.checker.take_violation()
     }
