@@ -5,6 +5,7 @@
 //! command's outcome to the documented exit code.
 
 mod audit;
+mod bench;
 mod failure;
 mod files;
 mod genesis;
@@ -53,6 +54,8 @@ enum Command {
     /// Run and manage a node.
     #[command(subcommand)]
     Node(node::NodeCommand),
+    /// Measure throughput, latency, memory and disk against this machine's signature ceiling.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => audit::run(&args, json),
         Command::Log(command) => log::run(command, json),
         Command::Node(command) => node::run(command),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

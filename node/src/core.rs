@@ -33,10 +33,10 @@ use protocol::{BlockHeader, Genesis, Hash, Ledger, PublicKey, SecretKey, Verifie
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::chain::{ChainBlock, TransferBatch};
+use crate::chain::{ChainBlock, TransferBatch, commit_write};
 use crate::mempool::{Admission, FinalStatus, Mempool, SenderState};
 use crate::network::{Command, NetworkHandle, ServedBlock, Topic};
-use crate::storage::{CommitWrite, IndexedTransfer, Storage, StorageError, StoredAccount};
+use crate::storage::{Storage, StorageError};
 
 /// How often newly submitted transfers are flushed to gossip as one batch.
 const OUTBOX_FLUSH: Duration = Duration::from_millis(20);
@@ -792,35 +792,13 @@ impl Core {
 
         let block_bytes = block.encode();
         let certificate_bytes = certificate.to_bytes();
-        let accounts = valid
-            .effects
-            .changed
-            .iter()
-            .map(|(owner, account)| {
-                let stored = StoredAccount {
-                    balance: account.balance,
-                    next_sequence: account.next_sequence,
-                };
-                (*owner, stored)
-            })
-            .collect();
-        let transfers = block
-            .transfers
-            .iter()
-            .map(|signed| IndexedTransfer {
-                id: signed.id(),
-                sender: signed.transfer.sender,
-                recipient: signed.transfer.receiver,
-            })
-            .collect();
-        let write = CommitWrite {
-            height,
-            block_hash: hash,
-            block: &block_bytes,
-            certificate: &certificate_bytes,
-            accounts,
-            transfers,
-        };
+        let write = commit_write(
+            &block,
+            hash,
+            &block_bytes,
+            &certificate_bytes,
+            &valid.effects,
+        );
         self.storage
             .commit(&write)
             .map_err(|source| HaltError::Storage { height, source })?;
