@@ -24,7 +24,9 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use protocol::block::{BlockContext, ValidBlock, build_block, validate_block};
+use protocol::block::{
+    BlockContext, ValidBlock, build_block, validate_block, validate_block_with_signatures,
+};
 use protocol::consensus::{
     Action, CommitCertificate, ConsensusValue, Height, Input, Message, Round, SafetyState,
     SignedMessage, StateMachine, Timeout, TimeoutKind, ValidatorSet, Verified,
@@ -36,6 +38,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::chain::{ChainBlock, TransferBatch, commit_write};
 use crate::mempool::{Admission, FinalStatus, Mempool, SenderState};
 use crate::network::{Command, NetworkHandle, ServedBlock, Topic};
+use crate::sigcache::SignatureCache;
 use crate::storage::{Storage, StorageError};
 
 /// How often newly submitted transfers are flushed to gossip as one batch.
@@ -238,6 +241,9 @@ pub struct CoreParts {
     pub max_clock_skew: Duration,
     /// Test-only misbehaviour.
     pub misbehaviour: Option<Misbehaviour>,
+    /// Signature verdicts shared with the API and gossip, so a proposal's transfers are not
+    /// verified a second time.
+    pub signatures: Arc<SignatureCache>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -296,6 +302,7 @@ pub struct Core {
     max_clock_skew: Duration,
     last_commit_at: Instant,
     misbehaviour: Option<Misbehaviour>,
+    signatures: Arc<SignatureCache>,
     /// The (height, round) whose proposal waits for a transfer or the empty-block interval.
     waiting_build: Option<(Height, Round)>,
 }
@@ -325,6 +332,7 @@ impl Core {
             max_clock_skew: parts.max_clock_skew,
             last_commit_at: Instant::now(),
             misbehaviour: parts.misbehaviour,
+            signatures: parts.signatures,
             waiting_build: None,
         }
     }
@@ -750,7 +758,22 @@ impl Core {
             return false;
         }
 
-        match validate_block(&self.ledger, &self.genesis, self.head.as_ref(), &block.0) {
+        // Transfers that came by gossip or the API were verified then: only the others are.
+        let encoded: Vec<Vec<u8>> = block.0.transfers.iter().map(|t| t.encode()).collect();
+        let pairs: Vec<(&[u8], &protocol::SignedTransfer)> = encoded
+            .iter()
+            .map(Vec::as_slice)
+            .zip(&block.0.transfers)
+            .collect();
+        let signatures = self.signatures.check_transfers(&pairs);
+        let parent = self.head.as_ref();
+        match validate_block_with_signatures(
+            &self.ledger,
+            &self.genesis,
+            parent,
+            &block.0,
+            &signatures,
+        ) {
             Ok(valid) => {
                 self.validated.insert(hash, valid);
                 true

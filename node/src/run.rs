@@ -217,7 +217,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         core_sender,
         status.clone(),
         storage.clone(),
-        signatures,
+        signatures.clone(),
         shutdown.clone(),
     );
     let api_state = ApiState::new(Arc::new(live), api_config(&config));
@@ -255,6 +255,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         empty_block_interval: Duration::from_millis(config.consensus.empty_block_interval_ms),
         max_clock_skew: Duration::from_millis(config.consensus.max_clock_skew_ms),
         misbehaviour: options.misbehaviour,
+        signatures,
     });
     tokio::spawn(wait_for_signal(shutdown_sender.clone()));
 

@@ -83,6 +83,13 @@ pub struct PhaseFigures {
     pub load_generator_cpu_seconds: f64,
     /// The same over wall time: 1.0 is one core busy.
     pub load_generator_cpu_cores: f64,
+    /// Node CPU per committed transfer, all nodes together, microseconds.
+    pub node_cpu_us_per_transfer: f64,
+    /// Cores the whole machine kept busy over the phase; what is neither the nodes nor the
+    /// bench is other work sharing the machine.
+    pub machine_busy_cores: f64,
+    /// Cores used by processes other than the nodes and the bench.
+    pub other_cores: f64,
     /// Growth of the first node's database over the phase, bytes.
     pub disk_growth_bytes: u64,
     /// `disk_growth_bytes` per transfer committed.
@@ -149,6 +156,9 @@ pub fn run(
         })
         .collect();
     let load_cpu = after.own_cpu - before.own_cpu;
+    let nodes_cpu: f64 = (0..nodes.len()).map(|i| after.cpu[i] - before.cpu[i]).sum();
+    let machine_busy_cores = stats::ratio(after.machine - before.machine, wall_seconds);
+    let committed = commits.latencies_ms.len() as f64;
     let disk_growth_bytes = after.disk.saturating_sub(before.disk);
 
     PhaseFigures {
@@ -173,6 +183,10 @@ pub fn run(
         nodes: node_use,
         load_generator_cpu_seconds: load_cpu,
         load_generator_cpu_cores: stats::ratio(load_cpu, wall_seconds),
+        node_cpu_us_per_transfer: stats::ratio(nodes_cpu * 1e6, committed),
+        machine_busy_cores,
+        other_cores: (machine_busy_cores - stats::ratio(nodes_cpu + load_cpu, wall_seconds))
+            .max(0.0),
         disk_growth_bytes,
         disk_bytes_per_transfer: stats::ratio(
             disk_growth_bytes as f64,
@@ -208,6 +222,7 @@ struct Usage {
     cpu: Vec<f64>,
     peak_rss: Vec<u64>,
     own_cpu: f64,
+    machine: f64,
     disk: u64,
 }
 
@@ -224,6 +239,7 @@ impl Usage {
                 .map(|pid| procfs::status_kib(pid, "VmHWM").unwrap_or(0))
                 .collect(),
             own_cpu: procfs::cpu_seconds("self").unwrap_or(0.0),
+            machine: procfs::machine_busy_seconds().unwrap_or(0.0),
             disk: nodes.first().map_or(0, |node| disk::size(&node.db())),
         }
     }

@@ -29,6 +29,27 @@ pub fn cpu_seconds_of(stat: &str, ticks_per_second: f64) -> Option<f64> {
     Some((utime + stime) as f64 / ticks_per_second)
 }
 
+/// CPU seconds the whole machine has spent busy (every state but idle and iowait), summed
+/// over cores, from the first line of `/proc/stat`.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    busy_seconds_of(stat.lines().next()?, ticks_per_second())
+}
+
+/// Parses the `cpu` line of `/proc/stat`: user nice system idle iowait irq softirq steal...
+pub fn busy_seconds_of(line: &str, ticks_per_second: f64) -> Option<f64> {
+    let fields: Vec<u64> = line
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .take(8)
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    let [user, nice, system, _idle, _iowait, irq, softirq, steal] = fields[..] else {
+        return None;
+    };
+    Some((user + nice + system + irq + softirq + steal) as f64 / ticks_per_second)
+}
+
 /// A `/proc/PID/status` memory line (`VmRSS`, `VmHWM`) in KiB.
 pub fn status_kib(pid: &str, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -53,6 +74,13 @@ mod tests {
                     250 50 0 0 20 0 9 0 100 1000000 5000";
         assert_eq!(cpu_seconds_of(stat, 100.0), Some(3.0));
         assert_eq!(cpu_seconds_of("garbage", 100.0), None);
+    }
+
+    #[test]
+    fn machine_busy_time_leaves_out_idle_and_iowait() {
+        let line = "cpu  100 20 30 5000 70 5 5 40 0 0";
+        assert_eq!(busy_seconds_of(line, 100.0), Some(2.0));
+        assert_eq!(busy_seconds_of("cpu0 1 2 3 4 5 6 7 8", 100.0), None);
     }
 
     #[test]

@@ -251,15 +251,22 @@ fn disk_target(ledger: Option<&LedgerFigures>, federation: Option<&FederationFig
 /// Whether a phase was bound by the machine's CPU, from what the processes used.
 fn cpu_limit(machine: &Machine, phase: &PhaseFigures) -> String {
     let nodes: f64 = phase.nodes.iter().map(|node| node.cpu_cores).sum();
-    let busy = nodes + phase.load_generator_cpu_cores;
+    let busy = phase
+        .machine_busy_cores
+        .max(nodes + phase.load_generator_cpu_cores);
     let verdict = if busy >= 0.85 * machine.cores as f64 {
         "CPU-bound"
     } else {
         "not CPU-bound"
     };
     format!(
-        "{verdict}: nodes used {nodes:.2} cores, the load generator {:.2}, of {}; {:.0} transfers per block",
-        phase.load_generator_cpu_cores, machine.cores, phase.transfers_per_block
+        "{verdict}: nodes used {nodes:.2} cores, the load generator {:.2}, other work {:.2}, \
+         of {}; {:.0} us of node CPU per transfer; {:.0} transfers per block",
+        phase.load_generator_cpu_cores,
+        phase.other_cores,
+        machine.cores,
+        phase.node_cpu_us_per_transfer,
+        phase.transfers_per_block
     )
 }
 
@@ -367,7 +374,7 @@ fn print_federation(federation: &FederationFigures) {
         federation.validators, federation.accounts, federation.height
     );
     println!(
-        "  {:<20} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>18} {:>10} {:>8}",
+        "  {:<20} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>18} {:>8} {:>9} {:>7} {:>7}",
         "phase",
         "accepted",
         "commit/s",
@@ -376,8 +383,10 @@ fn print_federation(federation: &FederationFigures) {
         "max ms",
         "tx/block",
         "node CPU cores",
+        "CPU us/tx",
         "peak MiB",
-        "gen CPU"
+        "gen CPU",
+        "others"
     );
     for phase in &federation.phases {
         let ms = |value: Option<f64>| value.map_or_else(|| "-".into(), |v| format!("{v:.0}"));
@@ -394,7 +403,7 @@ fn print_federation(federation: &FederationFigures) {
             .unwrap_or(0)
             / 1024;
         println!(
-            "  {:<20} {:>9} {:>9.0} {:>7} {:>7} {:>7} {:>8.0} {:>18} {:>10} {:>8.2}",
+            "  {:<20} {:>9} {:>9.0} {:>7} {:>7} {:>7} {:>8.0} {:>18} {:>8.0} {:>9} {:>7.2} {:>7.2}",
             phase.name,
             phase.submissions.accepted,
             phase.committed_per_second,
@@ -403,8 +412,10 @@ fn print_federation(federation: &FederationFigures) {
             ms(phase.latency_ms_max),
             phase.transfers_per_block,
             cores.join(" "),
+            phase.node_cpu_us_per_transfer,
             peak,
-            phase.load_generator_cpu_cores
+            phase.load_generator_cpu_cores,
+            phase.other_cores
         );
         let refused: Vec<String> = phase
             .submissions
