@@ -3,7 +3,7 @@
 //! bench account, load phases against all of their APIs, then the chain log exported, the
 //! nodes stopped (each flushes), their disk use measured and the log audited.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -124,7 +124,7 @@ pub fn run(
 }
 
 /// Starts every node, each dialling the ones started before it.
-fn start_all(exe: &Path, genesis: &PathBuf, nodes: &mut [Node]) -> anyhow::Result<()> {
+fn start_all(exe: &Path, genesis: &Path, nodes: &mut [Node]) -> anyhow::Result<()> {
     for index in 0..nodes.len() {
         let bootstrap: Vec<String> = nodes[..index]
             .iter()
@@ -187,16 +187,13 @@ fn run_phases(
         let planned = fixtures::plan(genesis.network_id(), accounts, &mut next_sequence, count);
 
         stage.say(&format!("federation: {name}, {} s", plan.window.as_secs()));
-        let phase = phase::run(
-            name,
-            offer,
-            plan.window,
-            &planned,
-            genesis.decimals,
+        let federation = phase::Running {
             nodes,
             tracker,
             sampler,
-        );
+            decimals: genesis.decimals,
+        };
+        let phase = phase::run(&federation, name, offer, plan.window, &planned);
 
         // Sequences for the next phase: after the last committed transfer of each sender.
         next_sequence = before;

@@ -64,6 +64,13 @@ pub struct LedgerFigures {
     pub disk_bytes_per_transfer_without_indexes: f64,
 }
 
+/// Where each block goes: the quorum that certifies it and the two databases.
+struct Sinks<'a> {
+    quorum: &'a [SecretKey],
+    full: &'a Storage,
+    bare: &'a Storage,
+}
+
 /// Time spent per step, summed over blocks.
 #[derive(Default)]
 struct Steps {
@@ -101,14 +108,17 @@ pub fn run(dir: &Path, accounts: &Accounts, blocks: u64) -> anyhow::Result<Ledge
     let mut parent: Option<BlockHeader> = None;
     let mut steps = Steps::default();
     for chunk in planned.chunks(per_block) {
+        let sinks = Sinks {
+            quorum,
+            full: &full,
+            bare: &bare,
+        };
         let block = commit_block(
             &genesis,
             &mut ledger,
             parent.as_ref(),
             chunk,
-            quorum,
-            &full,
-            &bare,
+            &sinks,
             &mut steps,
         )?;
         parent = Some(block);
@@ -142,17 +152,15 @@ pub fn run(dir: &Path, accounts: &Accounts, blocks: u64) -> anyhow::Result<Ledge
 }
 
 /// Verifies, applies, builds and commits one block; returns its header.
-#[allow(clippy::too_many_arguments)]
 fn commit_block(
     genesis: &Genesis,
     ledger: &mut Ledger,
     parent: Option<&BlockHeader>,
     chunk: &[Planned],
-    quorum: &[SecretKey],
-    full: &Storage,
-    bare: &Storage,
+    sinks: &Sinks<'_>,
     steps: &mut Steps,
 ) -> anyhow::Result<BlockHeader> {
+    let Sinks { quorum, full, bare } = *sinks;
     let transfers: Vec<SignedTransfer> = chunk.iter().map(|p| p.signed.clone()).collect();
 
     // Verify every signature as one batch.

@@ -96,17 +96,32 @@ pub struct PhaseFigures {
     pub disk_bytes_per_transfer: f64,
 }
 
+/// The running federation a phase plays against.
+pub struct Running<'a> {
+    /// The validators.
+    pub nodes: &'a [Node],
+    /// Where commits are recorded.
+    pub tracker: &'a Tracker,
+    /// The nodes' memory samples.
+    pub sampler: &'a Sampler,
+    /// The network's decimals, for the transfers' JSON.
+    pub decimals: Decimals,
+}
+
 /// Runs one phase of `planned` transfers, offered as `offer` for up to `window`.
 pub fn run(
+    federation: &Running<'_>,
     name: String,
     offer: Offer,
     window: Duration,
     planned: &[Planned],
-    decimals: Decimals,
-    nodes: &[Node],
-    tracker: &Tracker,
-    sampler: &Sampler,
 ) -> PhaseFigures {
+    let Running {
+        nodes,
+        tracker,
+        sampler,
+        decimals,
+    } = *federation;
     let apis: Vec<String> = nodes.iter().map(|node| node.api.clone()).collect();
     let bodies: Vec<Vec<u8>> = planned
         .iter()
