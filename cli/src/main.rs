@@ -6,6 +6,7 @@
 
 mod account;
 mod audit;
+mod bench;
 mod client;
 mod devnet;
 mod failure;
@@ -73,6 +74,8 @@ enum Command {
     /// Run and manage a node.
     #[command(subcommand)]
     Node(node::NodeCommand),
+    /// Measure throughput, latency, memory and disk against this machine's signature ceiling.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => audit::run(&args, json),
         Command::Log(command) => log::run(command, json),
         Command::Node(command) => node::run(command),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,12 +6,16 @@
 //! - [`PoolTransfer`] for `VerifiedTransfer`: the mempool only ever holds transfers whose
 //!   signature was checked.
 //! - [`TransferBatch`]: the gossip payload carrying many transfers at once.
+//! - [`commit_write`]: what storing a committed block writes, from the block and its effects.
 
 use protocol::consensus::ConsensusValue;
+use protocol::ledger::BlockEffects;
+use protocol::state_tree::NodePosition;
 use protocol::{Block, Hash, PublicKey, SignedTransfer, VerifiedTransfer};
 use serde::{Deserialize, Serialize};
 
 use crate::mempool::PoolTransfer;
+use crate::storage::{CommitWrite, IndexedTransfer, StoredAccount};
 
 /// A block as the value consensus agrees on; its hash is the block hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +99,63 @@ impl TransferBatch {
             decoded.push((encoded, transfer));
         }
         Ok(decoded)
+    }
+}
+
+/// The one storage write for a committed `block` whose application had `effects`: its
+/// encoded bytes and certificate, every account it changed, the transfers to index, and the
+/// state tree nodes it rewrote.
+///
+/// The transfer ids come from `effects` (the ledger computed each while applying), so no
+/// transfer is encoded and hashed again here. The node's commit path and `tally bench` both
+/// build their writes with this function, so the bench measures the node's own write.
+///
+/// # Panics
+///
+/// If `effects` is not the application of `block` (a different number of transfers): that
+/// is a bug in the caller.
+pub fn commit_write<'a>(
+    block: &Block,
+    block_hash: Hash,
+    block_bytes: &'a [u8],
+    certificate_bytes: &'a [u8],
+    effects: &BlockEffects,
+    state_nodes: Vec<(NodePosition, Hash)>,
+) -> CommitWrite<'a> {
+    assert_eq!(
+        block.transfers.len(),
+        effects.applied.len(),
+        "the effects are those of this block"
+    );
+    let accounts = effects
+        .changed
+        .iter()
+        .map(|(owner, account)| {
+            let stored = StoredAccount {
+                balance: account.balance,
+                next_sequence: account.next_sequence,
+            };
+            (*owner, stored)
+        })
+        .collect();
+    let transfers = block
+        .transfers
+        .iter()
+        .zip(&effects.applied)
+        .map(|(signed, applied)| IndexedTransfer {
+            id: applied.id,
+            sender: signed.transfer.sender,
+            recipient: signed.transfer.receiver,
+        })
+        .collect();
+    CommitWrite {
+        height: block.header.height,
+        block_hash,
+        block: block_bytes,
+        certificate: certificate_bytes,
+        accounts,
+        transfers,
+        state_nodes,
     }
 }
 

@@ -24,7 +24,9 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use protocol::block::{BlockContext, ValidBlock, build_block, validate_block};
+use protocol::block::{
+    BlockContext, ValidBlock, build_block, validate_block, validate_block_with_signatures,
+};
 use protocol::consensus::{
     Action, CommitCertificate, ConsensusValue, Height, Input, Message, Round, SafetyState,
     SignedMessage, StateMachine, Timeout, TimeoutKind, ValidatorSet, Verified, Vote, VoteKind,
@@ -33,11 +35,12 @@ use protocol::{BlockHeader, Genesis, Hash, Ledger, PublicKey, SecretKey, Verifie
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::chain::{ChainBlock, TransferBatch};
+use crate::chain::{ChainBlock, TransferBatch, commit_write};
 use crate::evidence::SharedEvidence;
 use crate::mempool::{Admission, FinalStatus, Mempool, SenderState};
 use crate::network::{Command, NetworkHandle, Topic};
-use crate::storage::{CommitWrite, IndexedTransfer, Storage, StorageError, StoredAccount};
+use crate::sigcache::SignatureCache;
+use crate::storage::{Storage, StorageError};
 
 /// How often newly submitted transfers are flushed to gossip as one batch.
 const OUTBOX_FLUSH: Duration = Duration::from_millis(20);
@@ -245,6 +248,9 @@ pub struct CoreParts {
     pub misbehaviour: Option<Misbehaviour>,
     /// Where equivocation evidence goes, for the API.
     pub evidence: SharedEvidence,
+    /// Signature verdicts shared with the API and gossip, so a proposal's transfers are not
+    /// verified a second time.
+    pub signatures: Arc<SignatureCache>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -304,6 +310,7 @@ pub struct Core {
     max_clock_skew: Duration,
     last_commit_at: Instant,
     misbehaviour: Option<Misbehaviour>,
+    signatures: Arc<SignatureCache>,
     /// The (height, round) whose proposal waits for a transfer or the empty-block interval.
     waiting_build: Option<(Height, Round)>,
     evidence: SharedEvidence,
@@ -334,6 +341,7 @@ impl Core {
             max_clock_skew: parts.max_clock_skew,
             last_commit_at: Instant::now(),
             misbehaviour: parts.misbehaviour,
+            signatures: parts.signatures,
             waiting_build: None,
             evidence: parts.evidence,
         }
@@ -830,7 +838,22 @@ impl Core {
             return false;
         }
 
-        match validate_block(&self.ledger, &self.genesis, self.head.as_ref(), &block.0) {
+        // Transfers that came by gossip or the API were verified then: only the others are.
+        let encoded: Vec<Vec<u8>> = block.0.transfers.iter().map(|t| t.encode()).collect();
+        let pairs: Vec<(&[u8], &protocol::SignedTransfer)> = encoded
+            .iter()
+            .map(Vec::as_slice)
+            .zip(&block.0.transfers)
+            .collect();
+        let signatures = self.signatures.check_transfers(&pairs);
+        let parent = self.head.as_ref();
+        match validate_block_with_signatures(
+            &self.ledger,
+            &self.genesis,
+            parent,
+            &block.0,
+            &signatures,
+        ) {
             Ok(valid) => {
                 self.validated.insert(hash, valid);
                 true
@@ -872,42 +895,20 @@ impl Core {
 
         let block_bytes = block.encode();
         let certificate_bytes = certificate.to_bytes();
-        let accounts = valid
-            .effects
-            .changed
-            .iter()
-            .map(|(owner, account)| {
-                let stored = StoredAccount {
-                    balance: account.balance,
-                    next_sequence: account.next_sequence,
-                };
-                (*owner, stored)
-            })
-            .collect();
-        let transfers = block
-            .transfers
-            .iter()
-            .map(|signed| IndexedTransfer {
-                id: signed.id(),
-                sender: signed.transfer.sender,
-                recipient: signed.transfer.receiver,
-            })
-            .collect();
         // The first block stores the whole tree; later ones the nodes they rewrote.
         let state_nodes = if height == 1 {
             valid.ledger.state_nodes()
         } else {
             valid.ledger.state_nodes_changed_since(&self.ledger)
         };
-        let write = CommitWrite {
-            height,
-            block_hash: hash,
-            block: &block_bytes,
-            certificate: &certificate_bytes,
-            accounts,
-            transfers,
+        let write = commit_write(
+            &block,
+            hash,
+            &block_bytes,
+            &certificate_bytes,
+            &valid.effects,
             state_nodes,
-        };
+        );
         self.storage
             .commit(&write)
             .map_err(|source| HaltError::Storage { height, source })?;
@@ -1150,6 +1151,7 @@ mod tests {
             max_clock_skew: Duration::from_secs(5),
             misbehaviour: None,
             evidence: SharedEvidence::default(),
+            signatures: Arc::new(SignatureCache::new(1000)),
         })
     }
 

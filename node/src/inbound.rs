@@ -161,14 +161,22 @@ impl Inbound {
 
         let signatures = self.signatures.clone();
         let verified = tokio::task::spawn_blocking(move || {
-            let mut verified = Vec::with_capacity(decoded.len());
-            for (encoded, transfer) in decoded {
-                let valid = signatures.check(&encoded, || transfer.verify_signature().is_ok());
-                if !valid {
-                    return None;
-                }
-                verified.push(VerifiedTransfer::assume_verified(transfer));
+            // The ones not seen before are verified as one batch.
+            let pairs: Vec<(&[u8], &protocol::SignedTransfer)> = decoded
+                .iter()
+                .map(|(encoded, transfer)| (encoded.as_slice(), transfer))
+                .collect();
+            if signatures
+                .check_transfers(&pairs)
+                .iter()
+                .any(Result::is_err)
+            {
+                return None;
             }
+            let verified = decoded
+                .into_iter()
+                .map(|(_, transfer)| VerifiedTransfer::assume_verified(transfer))
+                .collect::<Vec<_>>();
             Some(verified)
         })
         .await;

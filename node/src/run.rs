@@ -223,7 +223,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         core_sender,
         status.clone(),
         storage.clone(),
-        signatures,
+        signatures.clone(),
         evidence.clone(),
         shutdown.clone(),
     );
@@ -263,6 +263,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         max_clock_skew: Duration::from_millis(config.consensus.max_clock_skew_ms),
         misbehaviour: options.misbehaviour,
         evidence,
+        signatures,
     });
     tokio::spawn(wait_for_signal(shutdown_sender.clone()));
 

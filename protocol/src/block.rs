@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::encoding::{self, DecodeError, varint_len};
 use crate::genesis::Genesis;
 use crate::hash::Hash;
-use crate::keys::PublicKey;
+use crate::keys::{BadSignature, PublicKey};
 use crate::ledger::{BlockEffects, Ledger, Rejection};
 use crate::merkle::transfers_root;
 use crate::transfer::{FormError, SignedTransfer, VerifiedTransfer};
@@ -326,6 +326,43 @@ pub fn validate_block(
     parent: Option<&BlockHeader>,
     block: &Block,
 ) -> Result<ValidBlock, BlockError> {
+    check_header(ledger, genesis, parent, block)?;
+    let (ledger, effects) = ledger
+        .preview_block(&block.transfers)
+        .map_err(|(index, rejection)| BlockError::Transfer { index, rejection })?;
+    check_state_root(block, ledger, effects)
+}
+
+/// Like [`validate_block`], with each transfer's signature outcome already known (a node
+/// remembers the verdicts it reached when the transfers arrived, so it need not verify them
+/// again when they come back in a proposal). The outcome at index `i` must be exactly that of
+/// [`SignedTransfer::verify_signature`] on `block.transfers[i]`; a transfer whose outcome is
+/// an error is rejected as a bad signature in its turn, as [`validate_block`] would.
+///
+/// # Panics
+///
+/// If `signatures` does not hold one outcome per transfer: a bug in the caller.
+pub fn validate_block_with_signatures(
+    ledger: &Ledger,
+    genesis: &Genesis,
+    parent: Option<&BlockHeader>,
+    block: &Block,
+    signatures: &[Result<(), BadSignature>],
+) -> Result<ValidBlock, BlockError> {
+    check_header(ledger, genesis, parent, block)?;
+    let (ledger, effects) = ledger
+        .preview_block_with_signatures(&block.transfers, signatures)
+        .map_err(|(index, rejection)| BlockError::Transfer { index, rejection })?;
+    check_state_root(block, ledger, effects)
+}
+
+/// Every rule of [`validate_block`] that comes before applying the transfers.
+fn check_header(
+    ledger: &Ledger,
+    genesis: &Genesis,
+    parent: Option<&BlockHeader>,
+    block: &Block,
+) -> Result<(), BlockError> {
     let header = &block.header;
 
     // Header fields that need nothing but the parent and the genesis.
@@ -377,14 +414,19 @@ pub fn validate_block(
         });
     }
 
-    // Every transfer must apply in order, and the result must be the claimed state.
-    let (ledger, effects) = ledger
-        .preview_block(&block.transfers)
-        .map_err(|(index, rejection)| BlockError::Transfer { index, rejection })?;
-    if header.state_root != effects.state_root {
+    Ok(())
+}
+
+/// The last rule: applying every transfer in order must give the claimed state.
+fn check_state_root(
+    block: &Block,
+    ledger: Ledger,
+    effects: BlockEffects,
+) -> Result<ValidBlock, BlockError> {
+    if block.header.state_root != effects.state_root {
         return Err(BlockError::StateRootMismatch {
             computed: effects.state_root,
-            got: header.state_root,
+            got: block.header.state_root,
         });
     }
     Ok(ValidBlock { ledger, effects })
@@ -452,6 +494,29 @@ mod tests {
         let valid = validate_block(&ledger, &genesis, None, &built.block).expect("valid");
         assert_eq!(valid.effects, built.effects);
         assert_eq!(valid.ledger.state_root(), built.block.header.state_root);
+    }
+
+    #[test]
+    fn known_signature_outcomes_validate_like_verifying_them() {
+        let (genesis, ledger) = setup();
+        let net = ledger.network_id();
+        let candidates = vec![transfer(net, 1, 3, 100, 1), transfer(net, 2, 4, 5, 1)];
+        let built = build_block(&ledger, &genesis, first_context(&genesis), candidates);
+
+        let good = [Ok(()), Ok(())];
+        let valid = validate_block_with_signatures(&ledger, &genesis, None, &built.block, &good)
+            .expect("valid with known-good signatures");
+        assert_eq!(valid.effects, built.effects);
+
+        // An outcome recorded as bad rejects the block exactly where verifying would.
+        let bad = [Ok(()), Err(BadSignature)];
+        assert_eq!(
+            validate_block_with_signatures(&ledger, &genesis, None, &built.block, &bad).err(),
+            Some(BlockError::Transfer {
+                index: 1,
+                rejection: Rejection::BadSignature
+            })
+        );
     }
 
     #[test]

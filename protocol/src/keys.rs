@@ -5,8 +5,10 @@
 //! granted. Addresses are written as bech32m with the `tly` prefix, whose checksum catches a
 //! mistyped character.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{LazyLock, Mutex};
 
 use bech32::primitives::decode::{CheckedHrpstring, CheckedHrpstringError};
 use bech32::{Bech32m, Hrp};
@@ -49,12 +51,66 @@ pub enum KeyError {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PublicKey([u8; 32]);
 
+/// Shards of [`VALID_KEYS`], so threads decoding at once rarely wait for each other.
+const VALID_KEY_SHARDS: usize = 16;
+
+/// Keys remembered per shard; a full shard forgets them all and starts again.
+const VALID_KEYS_PER_SHARD_MAX: usize = 4096;
+
+/// Keys already found valid by [`PublicKey::from_bytes`].
+///
+/// Checking a key costs two field exponentiations (decompressing the point, then compressing
+/// it again to catch non-canonical encodings), and a node checks the same accounts' keys
+/// over and over: every transfer decoded from gossip, from a proposal or from a stored block
+/// carries two. Validity is a pure function of the 32 bytes, so a remembered answer is always
+/// the right one, and nothing here depends on the order of calls; only valid keys are
+/// remembered. Bounded at [`VALID_KEY_SHARDS`] × [`VALID_KEYS_PER_SHARD_MAX`] keys.
+static VALID_KEYS: LazyLock<ValidKeys> = LazyLock::new(ValidKeys::default);
+
+#[derive(Default)]
+struct ValidKeys {
+    shards: [Mutex<HashSet<[u8; 32]>>; VALID_KEY_SHARDS],
+}
+
+impl ValidKeys {
+    fn shard(&self, key: &[u8; 32]) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+        // Keys are uniformly distributed, so their first byte spreads them evenly; a set is
+        // consistent after any panic (an insert or a clear is all it sees).
+        let shard = &self.shards[usize::from(key[0]) % VALID_KEY_SHARDS];
+        shard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn contains(&self, key: &[u8; 32]) -> bool {
+        self.shard(key).contains(key)
+    }
+
+    fn insert(&self, key: [u8; 32]) {
+        let mut shard = self.shard(&key);
+        if shard.len() >= VALID_KEYS_PER_SHARD_MAX {
+            shard.clear();
+        }
+        shard.insert(key);
+    }
+}
+
 impl PublicKey {
     /// Checks `bytes` and wraps them: a canonical encoding of a point of large order.
     pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, KeyError> {
         let array: [u8; 32] = bytes
             .try_into()
             .map_err(|_| KeyError::WrongLength(bytes.len()))?;
+        if VALID_KEYS.contains(&array) {
+            return Ok(PublicKey(array));
+        }
+        let key = PublicKey::check(array)?;
+        VALID_KEYS.insert(array);
+        Ok(key)
+    }
+
+    /// The checks of [`PublicKey::from_bytes`], without the memory of earlier answers.
+    fn check(array: [u8; 32]) -> Result<PublicKey, KeyError> {
         let key = VerifyingKey::from_bytes(&array).map_err(|_| KeyError::NotAPoint)?;
 
         // `from_bytes` keeps the bytes it was given, so re-compress the point to catch

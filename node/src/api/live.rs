@@ -1,6 +1,7 @@
 //! [`NodeApi`] over the running node: sled reads through [`Storage`], mempool questions
 //! through the core task's input channel, the status snapshot the core keeps current.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,12 @@ const HEAD_POLL: Duration = Duration::from_millis(20);
 /// refusing wallets for that blip would turn normal operation into 503s.
 const SYNC_GRACE: Duration = Duration::from_secs(3);
 
+/// Decoded blocks kept for readers of the newest heights. Every commit is read by the
+/// metrics watcher and by each event stream; decoding a block checks every key in it (a
+/// curve point decompression each), so decoding it once instead of once per reader matters.
+/// Bounded: at most this many blocks, each at most the genesis `max_block_bytes` encoded.
+const RECENT_BLOCKS_MAX: usize = 8;
+
 /// The running node, as the API sees it.
 pub struct LiveNode {
     genesis: Genesis,
@@ -38,6 +45,8 @@ pub struct LiveNode {
     heads: watch::Receiver<u64>,
     syncing_since: Arc<Mutex<Option<Instant>>>,
     evidence: SharedEvidence,
+    /// The newest blocks read, decoded, newest last (see [`RECENT_BLOCKS_MAX`]).
+    recent: Mutex<VecDeque<(u64, CertifiedBlock)>>,
 }
 
 impl LiveNode {
@@ -69,7 +78,15 @@ impl LiveNode {
             heads,
             syncing_since,
             evidence,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_BLOCKS_MAX)),
         }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, CertifiedBlock)>> {
+        // The deque is consistent after any panic (a push or pop is all it ever sees).
+        self.recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     async fn ask<T>(
@@ -265,6 +282,12 @@ impl NodeApi for LiveNode {
     }
 
     fn block(&self, height: u64) -> Result<Option<CertifiedBlock>, BackendError> {
+        // A committed block never changes, so a decoded copy stays right. The lock is held
+        // while decoding, so readers woken by the same commit decode it once between them.
+        let mut recent = self.recent();
+        if let Some((_, certified)) = recent.iter().find(|(h, _)| *h == height) {
+            return Ok(Some(certified.clone()));
+        }
         let Some((block, certificate)) = self.raw_block(height)? else {
             return Ok(None);
         };
@@ -273,7 +296,17 @@ impl NodeApi for LiveNode {
         let block = Block::decode(&block).map_err(|_| corrupt("block"))?;
         let certificate =
             CommitCertificate::from_bytes(&certificate).map_err(|_| corrupt("certificate"))?;
-        Ok(Some(CertifiedBlock { block, certificate }))
+        let certified = CertifiedBlock { block, certificate };
+
+        // Only the newest heights are worth keeping: readers follow the head.
+        let newest = recent.back().map_or(0, |(h, _)| *h);
+        if height > newest {
+            if recent.len() == RECENT_BLOCKS_MAX {
+                recent.pop_front();
+            }
+            recent.push_back((height, certified.clone()));
+        }
+        Ok(Some(certified))
     }
 
     fn raw_block(&self, height: u64) -> Result<Option<(Vec<u8>, Vec<u8>)>, BackendError> {
