@@ -207,7 +207,8 @@ fn setup_errors_exit_with_code_2() {
     assert_eq!(output.status.code(), Some(2), "a source is required");
     assert_eq!(
         stderr(&output),
-        "error: the following required arguments were not provided: --file <FILE>\n"
+        "error: no node to talk to: pass --node URL, set TALLY_NODE, or run `tally devnet` in \
+         this directory\n"
     );
 }
 
