@@ -574,6 +574,29 @@ fn wallet_api_against_a_running_node() {
     let (_, status) = node.get("/v1/status");
     assert_eq!(status["mempool_size"], 30);
 
+    // Every refusal above is counted under its code.
+    let request = format!("GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n");
+    let (_, _, metrics) = raw(&address, &request, b"");
+    let metrics = String::from_utf8(metrics).unwrap();
+    for line in [
+        "tally_rejections_total{code=\"wrong_network\"} 1",
+        "tally_rejections_total{code=\"bad_signature\"} 1",
+        "tally_rejections_total{code=\"self_transfer\"} 1",
+        "tally_rejections_total{code=\"insufficient_funds\"} 1",
+        "tally_rejections_total{code=\"bad_sequence\"} 2",
+        "tally_rejections_total{code=\"mempool_full\"} 1",
+        "tally_mempool_size 30",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing from\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("tally_proposal_to_commit_seconds_count"),
+        "{metrics}"
+    );
+
     // Over the configured rate (100 a second, bursts of 200): 429 rate_limited.
     let limited = (0..400).any(|_| {
         let (status, body) = send(&address, "GET", "/v1/health", "", b"");
