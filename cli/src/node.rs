@@ -35,8 +35,8 @@ pub enum NodeCommand {
         /// The genesis file; overrides `node.genesis` in the config.
         #[arg(long)]
         genesis: Option<PathBuf>,
-        /// Test-only misbehaviour (`invalid-proposals`, `garbage`, `equivocate` or
-        /// `withhold-blocks`), for fault tests.
+        /// Test-only misbehaviour (`invalid-proposals`, `garbage`, `equivocate`,
+        /// `withhold-blocks` or `hide-proposals`), for fault tests.
         #[arg(long, hide = true)]
         misbehave: Option<String>,
     },
@@ -77,6 +77,7 @@ fn node_run(dir: &Path, genesis: Option<PathBuf>, misbehave: Option<&str>) -> Co
         Some("garbage") => Some(Misbehaviour::Garbage),
         Some("equivocate") => Some(Misbehaviour::Equivocate),
         Some("withhold-blocks") => Some(Misbehaviour::WithholdBlocks),
+        Some("hide-proposals") => Some(Misbehaviour::HideProposals),
         Some(other) => return Err(anyhow::anyhow!("unknown misbehaviour {other:?}").into()),
     };
     let options = RunOptions {

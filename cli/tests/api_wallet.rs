@@ -310,6 +310,34 @@ fn wallet_api_against_a_running_node() {
     assert_eq!(header.first_height, 1);
     assert!(blocks.len() as u64 >= head);
 
+    // The auditor reads the same stream from this real node, and the export of it, and
+    // finds the same certified chain.
+    let url = format!("http://{address}");
+    let genesis_path = cluster.genesis_path.display().to_string();
+    let export = cluster.genesis_path.with_file_name("export.log");
+    let export = export.display().to_string();
+    let (exit, out, err) = common::tally(&["log", "export", "--node", &url, "--out", &export], &[]);
+    assert_eq!(exit, 0, "{out}{err}");
+    let audit = |source: &[&str]| {
+        let mut args = vec!["audit", "--genesis", &genesis_path, "--json"];
+        args.extend_from_slice(source);
+        let (exit, out, err) = common::tally(&args, &[]);
+        assert_eq!(exit, 0, "{out}{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let from_file = audit(&["--file", &export]);
+    let from_node = audit(&["--node", &url]);
+    let exported_height: u64 = from_file["height"].as_str().unwrap().parse().unwrap();
+    assert!(exported_height >= head, "{from_file}");
+    assert!(
+        from_node["height"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= exported_height
+    );
+
     // Metrics and evidence.
     let request = format!("GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n");
     let (status, _, metrics) = raw(&address, &request, b"");
@@ -545,6 +573,29 @@ fn wallet_api_against_a_running_node() {
     assert_eq!((status, &body["status"]), (200, &json!("pending")));
     let (_, status) = node.get("/v1/status");
     assert_eq!(status["mempool_size"], 30);
+
+    // Every refusal above is counted under its code.
+    let request = format!("GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n");
+    let (_, _, metrics) = raw(&address, &request, b"");
+    let metrics = String::from_utf8(metrics).unwrap();
+    for line in [
+        "tally_rejections_total{code=\"wrong_network\"} 1",
+        "tally_rejections_total{code=\"bad_signature\"} 1",
+        "tally_rejections_total{code=\"self_transfer\"} 1",
+        "tally_rejections_total{code=\"insufficient_funds\"} 1",
+        "tally_rejections_total{code=\"bad_sequence\"} 2",
+        "tally_rejections_total{code=\"mempool_full\"} 1",
+        "tally_mempool_size 30",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing from\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("tally_proposal_to_commit_seconds_count"),
+        "{metrics}"
+    );
 
     // Over the configured rate (100 a second, bursts of 200): 429 rate_limited.
     let limited = (0..400).any(|_| {

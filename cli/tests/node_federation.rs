@@ -423,3 +423,59 @@ fn faulty_validators_do_not_stop_the_federation() {
         "{seen}"
     );
 }
+
+/// A validator that never gossips its proposals (it votes, and serves them when asked): the
+/// others see its blocks only through its prevotes, fetch the proposals from a peer, and
+/// commit its blocks in round 0.
+#[test]
+fn proposals_seen_only_through_votes_are_fetched_and_committed() {
+    let _serial = serial();
+    let mut cluster = Cluster::new(4, 0, 2, 50);
+    cluster.start(0, &[], &[]);
+    cluster.start(1, &["--misbehave", "hide-proposals"], &[]);
+    cluster.start(2, &[], &[]);
+    cluster.start(3, &[], &[]);
+    cluster.wait_all(&[0, 2, 3], 1, WAIT);
+
+    let start = cluster.nodes[0].height();
+    let heights = 8;
+    for sequence in 1..=3 {
+        let transfer = cluster.transfer(0, 1, 5, sequence);
+        cluster.nodes[0].post("/v1/transfers", &cluster.json(&transfer));
+    }
+    cluster.wait_all(&[0, 2, 3], start + heights, WAIT);
+    cluster.assert_same_chain(&[0, 1, 2, 3], start + heights);
+
+    // Node 1 proposes in round 0 of every fourth height; with its proposals hidden, the
+    // blocks it proposed can only have come through fetching.
+    let hider = cluster.nodes[1].status().unwrap()["address"].clone();
+    let proposed = (start + 1..=start + heights)
+        .filter(|h| {
+            cluster.nodes[0].get(&format!("/v1/blocks/{h}")).1["header"]["proposer"] == hider
+        })
+        .count();
+    assert!(
+        proposed >= 1,
+        "no block proposed by the hiding validator was committed"
+    );
+    let fetched: usize = [0, 2, 3]
+        .iter()
+        .map(|&node| {
+            cluster.nodes[node]
+                .log(1)
+                .matches("fetched a missed proposal")
+                .count()
+        })
+        .sum();
+    eprintln!("{proposed} blocks of the hiding proposer committed, {fetched} fetches");
+    assert!(
+        fetched >= proposed,
+        "{fetched} proposals fetched for {proposed} blocks"
+    );
+    assert!(
+        !cluster.nodes[1]
+            .log(1)
+            .contains("fetched a missed proposal"),
+        "the hider never needs to fetch its own proposals"
+    );
+}

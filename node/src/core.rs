@@ -214,6 +214,9 @@ pub enum Misbehaviour {
     Equivocate,
     /// Answer every block sync range request with no blocks, so a node behind stays behind.
     WithholdBlocks,
+    /// Never gossip its proposals (it still votes, and serves them when asked), so the others
+    /// see them only through its votes.
+    HideProposals,
 }
 
 /// What the core is built from.
@@ -647,6 +650,9 @@ impl Core {
     async fn broadcast(&mut self, message: &SignedMessage<ChainBlock>) {
         log_signed(message);
         self.remember_proposal(message);
+        if self.hides(message) {
+            return;
+        }
         let data = message.to_bytes();
         self.network
             .send(Command::Publish {
@@ -779,6 +785,9 @@ impl Core {
             return;
         }
         for message in self.machine.safety_state().sent {
+            if self.hides(&message) {
+                continue;
+            }
             let data = message.to_bytes();
             self.network
                 .send(Command::Publish {
@@ -787,6 +796,12 @@ impl Core {
                 })
                 .await;
         }
+    }
+
+    /// Whether the `hide-proposals` misbehaviour keeps `message` off gossip.
+    fn hides(&self, message: &SignedMessage<ChainBlock>) -> bool {
+        self.misbehaviour == Some(Misbehaviour::HideProposals)
+            && matches!(message.message, Message::Proposal(_))
     }
 
     /// A proposal for `height` from the mempool.

@@ -274,7 +274,8 @@ impl Inbound {
 
     /// Waits [`PROPOSAL_GRACE`]; if the core still lacks the proposal of `block_hash`, asks
     /// `peers` in turn for it and judges the first answer like gossip. A peer that answers
-    /// with anything but a valid proposal of that block is penalised.
+    /// with anything but a valid proposal of that block is penalised. If no peer had it, the
+    /// block may be asked for again on its next vote.
     ///
     /// Boxed: this future awaits `judge_consensus`, which spawns this one; the box names the
     /// type, breaking the cycle.
@@ -314,6 +315,12 @@ impl Inbound {
                     MessageAcceptance::Ignore => return,
                 }
             }
+
+            // Nobody had it: the next vote for this block may ask someone else.
+            self.asked
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .retain(|asked| *asked != block_hash);
         })
     }
 
@@ -602,6 +609,21 @@ mod tests {
             panic!("the peer was not penalised");
         };
         assert_eq!(peer, source);
+        // The vote's signer is asked next and has nothing: the block may be asked again.
+        core_lacks_proposal(&mut h.core, block_hash).await;
+        let Some(Command::Request { peer, reply, .. }) = h.network.recv().await else {
+            panic!("no second request sent");
+        };
+        assert_eq!(peer, peer_id(&h.keys[2].public_key()));
+        reply.send(Ok(SyncResponse::Proposal(None))).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !h.inbound.asked.lock().unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still marked as asked"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert!(
             !matches!(h.core.try_recv(), Ok(CoreInput::Consensus(_))),
             "the oversized proposal reached the core"

@@ -1542,6 +1542,74 @@ mod tests {
     }
 
     #[test]
+    fn evidence_outlives_its_height_and_the_oldest_goes_beyond_the_bound() {
+        let mut solo = Solo::new();
+        let vote = |kind, height, round, block_hash| {
+            Message::Vote(Vote {
+                kind,
+                height,
+                round,
+                block_hash,
+            })
+        };
+        // Per height: validators 1 to 3 each double prevote and double precommit in rounds 0
+        // and 1 (the window), 12 pairs; then the height is decided by a certificate.
+        for height in 1..=25u64 {
+            for from in 1..4 {
+                for round in 0..2 {
+                    for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+                        let block = Some(Hash([from as u8; 32]));
+                        solo.deliver(from, vote(kind, height, round, block));
+                        solo.deliver(from, vote(kind, height, round, None));
+                    }
+                }
+            }
+            let value = TestValue(height);
+            let bytes = super::super::message::precommit_signing_bytes(
+                &NETWORK,
+                height,
+                5,
+                Some(value.hash()),
+            );
+            let signatures = solo.keys[1..]
+                .iter()
+                .map(|key| CommitSignature {
+                    validator: key.public_key(),
+                    signature: key.sign(&bytes),
+                })
+                .collect();
+            let certificate = CommitCertificate {
+                height,
+                round: 5,
+                block_hash: value.hash(),
+                signatures,
+            };
+            solo.machine.handle(Input::Commit { value, certificate });
+            assert_eq!(solo.machine.height(), height + 1);
+        }
+
+        // 300 pairs were seen; the newest 256 are held, oldest first.
+        let evidence = solo.machine.take_evidence();
+        assert_eq!(evidence.len(), EVIDENCE_HELD_MAX);
+        let first = evidence[0];
+        // Pairs 1 to 44 dropped: the 45th is the 9th of height 4, validator 3's round-0
+        // prevotes (each validator's rounds 0 and 1 are delivered in turn).
+        assert_eq!(
+            (first.height, first.round, first.step, first.validator),
+            (4, 0, Step::Prevote, solo.keys[3].public_key())
+        );
+        let last = evidence[EVIDENCE_HELD_MAX - 1];
+        assert_eq!(
+            (last.height, last.round, last.step, last.validator),
+            (25, 1, Step::Precommit, solo.keys[3].public_key())
+        );
+        for pair in &evidence {
+            assert_eq!(pair.verify(&NETWORK, &solo.validators), Ok(()));
+        }
+        assert_eq!(solo.machine.take_evidence(), vec![], "taken once");
+    }
+
+    #[test]
     fn f_plus_one_validators_in_higher_rounds_make_a_validator_skip_there() {
         let mut solo = Solo::new();
         solo.prevote(2, 5, None);
