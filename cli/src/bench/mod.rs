@@ -65,14 +65,23 @@ pub struct BenchArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     duration: u64,
     /// Offered rates (transfers a second), one phase each after the as-fast-as-accepted one.
-    #[arg(long, value_name = "RATE,...", value_delimiter = ',', default_values_t = [1_000, 5_000, 10_000],
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(
+        long,
+        value_name = "RATE,...",
+        value_delimiter = ',',
+        default_values_t = [1_000, 5_000, 10_000],
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000)
+    )]
     rates: Vec<u64>,
     /// Validator processes in the federation.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=16))]
     validators: u64,
     /// Funded accounts in the genesis.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(2..=1_000_000)
+    )]
     accounts: u64,
     /// Blocks of 1,000 transfers in the ledger-alone run.
     #[arg(long, value_name = "BLOCKS", default_value_t = 30,
