@@ -95,7 +95,7 @@ fn main() -> ExitCode {
         Command::Genesis(command) => genesis::run(command, json),
         Command::Audit(args) => audit::run(&args, json),
         Command::Log(command) => log::run(command, json),
-        Command::Node(command) => node::run(command),
+        Command::Node(command) => node::run(command, json),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

@@ -43,9 +43,9 @@ pub enum NodeCommand {
 }
 
 /// Runs one `tally node` command.
-pub fn run(command: NodeCommand) -> CommandResult {
+pub fn run(command: NodeCommand, json: bool) -> CommandResult {
     match command {
-        NodeCommand::Init { dir } => init(&dir),
+        NodeCommand::Init { dir } => init(&dir, json),
         NodeCommand::Run {
             dir,
             genesis,
@@ -54,8 +54,18 @@ pub fn run(command: NodeCommand) -> CommandResult {
     }
 }
 
-fn init(dir: &Path) -> CommandResult {
+fn init(dir: &Path, json: bool) -> CommandResult {
     let created = tally_node::init::init(dir)?;
+    if json {
+        let value = serde_json::json!({
+            "dir": dir.display().to_string(),
+            "address": created.public_key.to_address(),
+            "peer_id": created.peer_id,
+            "config": created.config_path.display().to_string(),
+        });
+        println!("{value}");
+        return Ok(());
+    }
 
     // NOTE: scripts and tests read the `address` and `peer_id` lines; keep their form.
     println!("initialised {}", dir.display());
