@@ -34,7 +34,12 @@ pub struct HistoryArgs {
     #[arg(value_name = "ADDRESS")]
     address: String,
     /// How many transfers to show, newest first.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(
+        long,
+        default_value_t = 20,
+        allow_hyphen_values = true,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     limit: u64,
     #[command(flatten)]
     node: NodeArg,

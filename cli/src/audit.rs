@@ -46,7 +46,7 @@ pub struct AuditArgs {
 fn genesis_path(args: &AuditArgs) -> anyhow::Result<PathBuf> {
     match &args.genesis {
         Some(path) => Ok(path.clone()),
-        None => Manifest::find()
+        None => Manifest::find()?
             .map(|manifest| manifest.genesis)
             .ok_or_else(|| anyhow!("--genesis FILE is needed (no ./devnet to take it from)")),
     }

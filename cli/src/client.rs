@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 
 /// How long to wait for a node to accept a connection.
@@ -104,6 +104,12 @@ fn read_answer(mut response: ureq::http::Response<ureq::Body>, url: &str) -> any
         return value
             .ok_or_else(|| anyhow!("{url} answered {status} with a body that is not JSON"));
     }
+    let is_api_error = value
+        .as_ref()
+        .is_some_and(|v| v.get("code").is_some_and(Value::is_string));
+    if !is_api_error {
+        bail!("{url} answered {status} without a Tally error body: is it a Tally node's API?");
+    }
     let field = |name: &str| {
         value
             .as_ref()
@@ -122,6 +128,14 @@ fn read_answer(mut response: ureq::http::Response<ureq::Body>, url: &str) -> any
 /// The node's refusal inside `error`, if that is what it is.
 pub fn api_error(error: &anyhow::Error) -> Option<&ApiError> {
     error.downcast_ref::<ApiError>()
+}
+
+/// A refusal by the node as a rejection (exit 1); anything else stays a setup failure.
+pub fn refusal(error: anyhow::Error) -> crate::failure::Failure {
+    match api_error(&error) {
+        Some(api) => crate::failure::Failure::rejected(anyhow!("{api}")),
+        None => error.into(),
+    }
 }
 
 /// A JSON field that the API sends as a string (amounts, heights, ids).

@@ -32,8 +32,22 @@ impl Failure {
     }
 
     /// The error as one plain line: the context chain joined by `: `, newlines flattened.
+    ///
+    /// Many library errors already print their cause inside their own message (a `thiserror`
+    /// message naming `{source}`); a cause whose text the line already holds is not repeated.
     pub fn one_line(&self) -> String {
-        format!("{:#}", self.error).replace(['\n', '\r'], " ")
+        let mut line = String::new();
+        for cause in self.error.chain() {
+            let text = cause.to_string();
+            if line.contains(&text) {
+                continue;
+            }
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        line.replace(['\n', '\r'], " ")
     }
 
     /// Prints the error line on stderr and gives the process exit code.
@@ -54,3 +68,27 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 /// What every command returns.
 pub type CommandResult = Result<(), Failure>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read config file /x/config.toml: {source}")]
+    struct ReadError {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let failure = Failure::from(anyhow::Error::new(ReadError { source: io }).context("node0"));
+        assert_eq!(
+            failure.one_line(),
+            "node0: cannot read config file /x/config.toml: No such file or directory"
+        );
+
+        let plain = Failure::from(anyhow::anyhow!("line one\nline two").context("outer"));
+        assert_eq!(plain.one_line(), "outer: line one line two");
+    }
+}

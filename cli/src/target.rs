@@ -25,7 +25,7 @@ impl NodeArg {
         let url = match (&self.node, from_env) {
             (Some(url), _) => url.clone(),
             (None, Some(url)) => url,
-            (None, None) => Manifest::find()
+            (None, None) => Manifest::find()?
                 .and_then(|manifest| manifest.nodes.first().map(|node| node.api.clone()))
                 .ok_or_else(|| {
                     anyhow!(

@@ -37,10 +37,10 @@ pub struct TransferArgs {
     #[arg(long, value_name = "ADDRESS")]
     to: String,
     /// The amount, a decimal such as 12.50 with at most the network's decimal places.
-    #[arg(long, value_name = "AMOUNT")]
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
     amount: String,
     /// The fee; the network's minimum fee if absent.
-    #[arg(long, value_name = "AMOUNT")]
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
     fee: Option<String>,
     /// A note for the receiver, at most 140 bytes of UTF-8.
     #[arg(long, default_value = "")]
@@ -84,10 +84,11 @@ pub fn run(args: &TransferArgs, json: bool) -> CommandResult {
 
 /// A receiver address: the `tly1…` form, or the key's 64 hex characters.
 pub fn parse_address(text: &str) -> anyhow::Result<PublicKey> {
-    let parsed = if text.starts_with("tly1") {
-        PublicKey::from_address(text)
-    } else {
+    let is_hex = text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit());
+    let parsed = if is_hex {
         PublicKey::from_hex(text)
+    } else {
+        PublicKey::from_address(text)
     };
     parsed.map_err(|error| anyhow!("{text:?} is not an address: {error}"))
 }

@@ -60,7 +60,9 @@ pub fn run(args: &TxArgs, json: bool) -> CommandResult {
         None
     };
     let client = args.node.client()?;
-    let answer = client.get(&format!("/v1/transfers/{id}"))?;
+    let answer = client
+        .get(&format!("/v1/transfers/{id}"))
+        .map_err(client::refusal)?;
 
     match genesis {
         Some(genesis) => verify_and_report(&answer, &genesis, json),
@@ -75,7 +77,7 @@ pub fn run(args: &TxArgs, json: bool) -> CommandResult {
 fn genesis_for(args: &TxArgs) -> anyhow::Result<Genesis> {
     let path = match &args.genesis {
         Some(path) => path.clone(),
-        None => Manifest::find()
+        None => Manifest::find()?
             .map(|manifest| manifest.genesis)
             .ok_or_else(|| {
                 anyhow!("verifying needs --genesis FILE (no ./devnet to take it from)")
@@ -120,7 +122,7 @@ fn print_status(answer: &Value, json: bool) -> anyhow::Result<()> {
 
 /// Verifies the receipt in `answer`; a receipt that does not verify is a failed check.
 fn verify_and_report(answer: &Value, genesis: &Genesis, json: bool) -> CommandResult {
-    let status = client::text(answer, "status")?;
+    let status = client::text(answer, "status").map_err(Failure::rejected)?;
     if status != "committed" {
         return Err(Failure::rejected(anyhow!(
             "the transfer is {status}, so it has no receipt to verify"
@@ -134,7 +136,7 @@ fn verify_and_report(answer: &Value, genesis: &Genesis, json: bool) -> CommandRe
         Ok(receipt) => receipt,
         Err(error) => {
             return Err(Failure::rejected(anyhow!(
-                "receipt does not verify: {error}"
+                "receipt does not verify: {error:#}"
             )));
         }
     };

@@ -79,10 +79,18 @@ impl Manifest {
 
     /// The manifest of the devnet the other commands default to, if there is one: the one in
     /// `TALLY_DEVNET`, else the one in `./devnet`.
-    pub fn find() -> Option<Manifest> {
-        let dir = std::env::var_os(DIR_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
-        Manifest::read(&dir).ok()
+    ///
+    /// A devnet named by `TALLY_DEVNET` must be readable: its error is returned rather than
+    /// hidden. `./devnet` is only a guess, so its absence is no error.
+    pub fn find() -> anyhow::Result<Option<Manifest>> {
+        match std::env::var_os(DIR_ENV) {
+            Some(dir) => Manifest::read(Path::new(&dir))
+                .map(Some)
+                .with_context(|| format!("{DIR_ENV}={}", Path::new(&dir).display())),
+            None if Path::new(DEFAULT_DIR).join(MANIFEST_FILE).exists() => {
+                Manifest::read(Path::new(DEFAULT_DIR)).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 }

@@ -33,13 +33,13 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(500);
     (7100.. and 7200.. by default).")]
 pub struct DevnetArgs {
     /// Validator nodes to run (first run only; default 4).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     nodes: Option<usize>,
     /// The devnet's directory; running again with the same one resumes its network.
     #[arg(long, default_value = manifest::DEFAULT_DIR)]
     dir: PathBuf,
     /// Funded demo wallets (first run only; default 10).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     accounts: Option<usize>,
     /// The first port (first run only; default 7100).
     #[arg(long)]
@@ -59,7 +59,11 @@ pub fn run(args: &DevnetArgs, json: bool) -> CommandResult {
     print_summary(&manifest, &args.dir, json)?;
 
     let outcome = watch(&mut children);
-    eprintln!("stopping {} nodes…", children.len());
+    let mut running = 0;
+    for node in children.iter_mut() {
+        running += usize::from(matches!(node.child.try_wait(), Ok(None)));
+    }
+    eprintln!("stopping {running} nodes…");
     processes::stop_all(&mut children);
     eprintln!("devnet stopped; run `tally devnet` again to resume it");
     outcome.map_err(Failure::from)
@@ -106,11 +110,12 @@ fn refuse_change<T: PartialEq + std::fmt::Display>(
 
 /// Starts every node, then waits for each to answer.
 fn start(manifest: &Manifest, children: &mut Vec<NodeChild>) -> anyhow::Result<()> {
+    processes::check_ports_free(&manifest.nodes)?;
     for node in &manifest.nodes {
         children.push(processes::spawn(node)?);
     }
     for (child, node) in children.iter_mut().zip(&manifest.nodes) {
-        processes::wait_ready(child, &node.api)?;
+        processes::wait_ready(child, node)?;
     }
     Ok(())
 }
@@ -131,7 +136,12 @@ fn watch(children: &mut [NodeChild]) -> anyhow::Result<()> {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return Ok(()),
                 _ = terminate.recv() => return Ok(()),
-                _ = tick.tick() => report_exits(children, &mut reported),
+                _ = tick.tick() => {
+                    report_exits(children, &mut reported);
+                    if reported.iter().all(|gone| *gone) {
+                        bail!("every node has stopped; see the lines above");
+                    }
+                }
             }
         }
     })
@@ -180,7 +190,8 @@ fn print_summary(manifest: &Manifest, dir: &Path, json: bool) -> anyhow::Result<
     }
     println!();
     println!("genesis   {}", manifest.genesis.display());
-    println!("manifest  {}", dir.join(MANIFEST_FILE).display());
+    let manifest_path = manifest.genesis.with_file_name(MANIFEST_FILE);
+    println!("manifest  {}", manifest_path.display());
     println!("logs      <node dir>/{}", processes::LOG_FILE);
     if dir == Path::new(manifest::DEFAULT_DIR) {
         println!(

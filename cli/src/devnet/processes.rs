@@ -86,27 +86,72 @@ fn stop_with_parent(command: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn stop_with_parent(_command: &mut Command) {}
 
-/// Waits until `node` answers `GET /v1/status`, or fails naming why it never did.
-pub fn wait_ready(node: &mut NodeChild, api: &str) -> anyhow::Result<()> {
-    let client = Client::new(api);
+/// Waits until `node` answers `GET /v1/status` as itself, a validator, or fails naming why
+/// it never did.
+///
+/// The answer must carry the node's own address: a process of another devnet on the same
+/// port would otherwise pass for this one.
+pub fn wait_ready(node: &mut NodeChild, entry: &NodeEntry) -> anyhow::Result<()> {
+    let client = Client::new(&entry.api);
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if let Some(status) = node.child.try_wait().context("checking a node process")? {
             bail!("{}", exited(node, status));
         }
-        if client.get("/v1/status").is_ok() {
+        if let Ok(status) = client.get("/v1/status") {
+            let address = status.get("address").and_then(|v| v.as_str());
+            if address != Some(entry.address.as_str()) {
+                bail!(
+                    "{} answers as {} instead of {}: another process holds {}; stop it or use \
+                     --base-port",
+                    entry.api,
+                    address.unwrap_or("an unknown node"),
+                    entry.address,
+                    entry.api
+                );
+            }
+            let role = status.get("role").and_then(|v| v.as_str());
+            if role != Some("validator") {
+                bail!(
+                    "{} runs as a {} node, not a validator: its key file {} is not the key the \
+                     genesis lists",
+                    node.name,
+                    role.unwrap_or("unknown"),
+                    entry.dir.join("node.key").display()
+                );
+            }
             return Ok(());
         }
         if Instant::now() >= deadline {
             bail!(
-                "{} did not answer on {api} within {} s; see {}",
+                "{} did not answer on {} within {} s; see {}",
                 node.name,
+                entry.api,
                 READY_TIMEOUT.as_secs(),
                 node.log.display()
             );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Refuses to start when a port the devnet needs is taken, naming it, so that a second devnet
+/// on the same ports fails at once instead of reaching the first one's nodes.
+pub fn check_ports_free(entries: &[NodeEntry]) -> anyhow::Result<()> {
+    for entry in entries {
+        let p2p_port = entry.p2p.split('/').nth(4).unwrap_or_default();
+        let api = entry.api.trim_start_matches("http://").to_string();
+        for address in [api, format!("127.0.0.1:{p2p_port}")] {
+            if std::net::TcpListener::bind(&address).is_err() {
+                bail!(
+                    "{} needs {address}, which is in use (is this devnet already running?); \
+                     stop what holds it or make a devnet elsewhere with --dir and --base-port",
+                    entry.name
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One line saying that a node stopped, with the last line of its log.

@@ -79,7 +79,8 @@ pub fn create(dir: &Path, shape: Shape) -> anyhow::Result<Manifest> {
         std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
     if existing.next().is_some() {
         bail!(
-            "{} is not empty but holds no devnet; choose another --dir or empty it",
+            "{} is not empty but holds no devnet.json (a setup that was interrupted leaves \
+             this); choose another --dir or remove it",
             dir.display()
         );
     }
@@ -308,7 +309,11 @@ mod tests {
 
         let again = create(&dir, shape).unwrap_err().to_string();
         assert!(
-            again.ends_with("is not empty but holds no devnet; choose another --dir or empty it")
+            again.ends_with(
+                "is not empty but holds no devnet.json (a setup that was interrupted leaves \
+                 this); choose another --dir or remove it"
+            ),
+            "{again}"
         );
     }
 }

@@ -32,6 +32,14 @@ impl<T: DeserializeOwned> FromRequest<ApiState> for JsonBody<T> {
             .await
             .map_err(|_| ApiError::BodyTimeout(deadline.as_millis()))??;
 
+        // serde reads a struct from a JSON array of its fields in order too; every body this
+        // API takes is an object, and only the object form is documented.
+        let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+        if first.is_some_and(|byte| *byte != b'{') {
+            return Err(ApiError::MalformedJson(
+                "the body must be a JSON object".to_string(),
+            ));
+        }
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|error| ApiError::MalformedJson(error.to_string()))

@@ -205,6 +205,36 @@ async fn submission_errors_have_their_codes() {
         (StatusCode::BAD_REQUEST, "malformed_json")
     );
 
+    // The transfer's fields as a JSON array, in order: serde alone would take it.
+    let fields = [
+        "id",
+        "version",
+        "network_id",
+        "sender",
+        "receiver",
+        "amount",
+        "fee",
+        "sequence",
+        "memo",
+        "signature",
+    ];
+    let array: Vec<Value> = fields.iter().map(|field| good[*field].clone()).collect();
+    let (status, body) = api
+        .post_raw(
+            "/v1/transfers",
+            "application/json",
+            json!(array).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body), body["message"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            Some("the body must be a JSON object")
+        )
+    );
+
     let (status, body) = api
         .post_raw("/v1/transfers", "application/json", b"{\"id\":".to_vec())
         .await;
