@@ -82,6 +82,12 @@ fn open_or_create(args: &DevnetArgs) -> anyhow::Result<Manifest> {
             &args.dir,
         )?;
         refuse_change("--base-port", args.base_port, manifest.base_port, &args.dir)?;
+        let shape = Shape {
+            nodes: manifest.nodes.len(),
+            accounts: manifest.wallets.len(),
+            base_port: manifest.base_port,
+        };
+        processes::check_ports_free(shape.ports())?;
         return Ok(manifest);
     }
     let shape = Shape {
@@ -89,6 +95,8 @@ fn open_or_create(args: &DevnetArgs) -> anyhow::Result<Manifest> {
         accounts: args.accounts.unwrap_or(10),
         base_port: args.base_port.unwrap_or(7100),
     };
+    shape.check()?;
+    processes::check_ports_free(shape.ports())?;
     setup::create(&args.dir, shape)
 }
 
@@ -110,7 +118,6 @@ fn refuse_change<T: PartialEq + std::fmt::Display>(
 
 /// Starts every node, then waits for each to answer.
 fn start(manifest: &Manifest, children: &mut Vec<NodeChild>) -> anyhow::Result<()> {
-    processes::check_ports_free(&manifest.nodes)?;
     for node in &manifest.nodes {
         children.push(processes::spawn(node)?);
     }

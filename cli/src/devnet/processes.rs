@@ -137,18 +137,13 @@ pub fn wait_ready(node: &mut NodeChild, entry: &NodeEntry) -> anyhow::Result<()>
 
 /// Refuses to start when a port the devnet needs is taken, naming it, so that a second devnet
 /// on the same ports fails at once instead of reaching the first one's nodes.
-pub fn check_ports_free(entries: &[NodeEntry]) -> anyhow::Result<()> {
-    for entry in entries {
-        let p2p_port = entry.p2p.split('/').nth(4).unwrap_or_default();
-        let api = entry.api.trim_start_matches("http://").to_string();
-        for address in [api, format!("127.0.0.1:{p2p_port}")] {
-            if std::net::TcpListener::bind(&address).is_err() {
-                bail!(
-                    "{} needs {address}, which is in use (is this devnet already running?); \
-                     stop what holds it or make a devnet elsewhere with --dir and --base-port",
-                    entry.name
-                );
-            }
+pub fn check_ports_free(ports: impl IntoIterator<Item = u16>) -> anyhow::Result<()> {
+    for port in ports {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!(
+                "port {port} on 127.0.0.1 is in use (is this devnet already running?); stop what \
+                 holds it, or make a devnet elsewhere with --dir and --base-port"
+            );
         }
     }
     Ok(())

@@ -46,6 +46,11 @@ impl Shape {
         self.base_port + 100 + index as u16
     }
 
+    /// Every port the devnet listens on.
+    pub fn ports(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..self.nodes).flat_map(|index| [self.api_port(index), self.p2p_port(index)])
+    }
+
     /// Refuses shapes that cannot run: no nodes, too many, or ports beyond 65535.
     pub fn check(&self) -> anyhow::Result<()> {
         if !(1..=20).contains(&self.nodes) {
