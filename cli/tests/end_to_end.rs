@@ -60,10 +60,8 @@ fn a_devnet_takes_conflicting_payments_survives_a_crash_and_audits_clean() {
         after.extend(net.send_bulk_round(&mut model, sequence, &[0, 1, 3]));
     }
     net.wait_committed(0, &after);
-    assert!(
-        net.height(0) > height_at_crash + 3,
-        "the three others went on committing"
-    );
+    // The three others go on committing (empty blocks too), so the victim has blocks to fetch.
+    net.wait_height(0, height_at_crash + 3);
 
     // Restart it; it must catch up by sync and then agree.
     net.restart(VICTIM);
