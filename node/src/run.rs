@@ -110,9 +110,7 @@ pub struct RunOptions {
 
 /// Starts the node in `dir` with `config` and runs it until a signal or a halt.
 pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), RunError> {
-    tracing::info!(dir = %dir.display(), "effective configuration: {config}");
-
-    // Refusals first, each with one clear line.
+    // Refusals first, each with one clear line and nothing logged before it.
     let key = keyfile::read_key(&Config::resolve(dir, &config.node.key_file))?;
     let genesis_path = match &options.genesis {
         Some(path) => path.clone(),
@@ -129,6 +127,8 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
             reason: error.to_string(),
         })?;
     let is_validator = validators.position(&key.public_key()).is_some();
+    let storage = Storage::open(&dir.join(datadir::DB_DIR), config.storage.cache_bytes)?;
+    tracing::info!(dir = %dir.display(), "effective configuration: {config}");
     tracing::info!(
         network = %network_id,
         address = %key.public_key(),
@@ -137,7 +137,6 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
     );
 
     // The stored chain and the state it implies.
-    let storage = Storage::open(&dir.join(datadir::DB_DIR), config.storage.cache_bytes)?;
     let (ledger, head) = load_state(&storage, &genesis)?;
     let safety = load_safety(&storage)?;
     tracing::info!(
