@@ -80,6 +80,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        // The form decoder replaces bad escapes and invalid UTF-8 instead of refusing them.
+        if !query_is_well_formed(parts.uri.query().unwrap_or_default()) {
+            return Err(ApiError::parameter(
+                "bad_query",
+                "the query string does not parse",
+            ));
+        }
         let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
             .map_err(|_| ApiError::parameter("bad_query", "the query string does not parse"))?;
 
@@ -95,9 +102,56 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
+/// Whether every `%` starts a two-digit hex escape and every name and value decodes to UTF-8.
+fn query_is_well_formed(query: &str) -> bool {
+    query
+        .split('&')
+        .flat_map(|pair| pair.split('='))
+        .all(|part| {
+            let bytes = part.as_bytes();
+            let mut decoded = Vec::with_capacity(bytes.len());
+            let mut index = 0;
+            while index < bytes.len() {
+                if bytes[index] == b'%' {
+                    let hex = bytes.get(index + 1..index + 3).and_then(|pair| {
+                        std::str::from_utf8(pair)
+                            .ok()
+                            .and_then(|text| u8::from_str_radix(text, 16).ok())
+                    });
+                    let Some(byte) = hex else {
+                        return false;
+                    };
+                    decoded.push(byte);
+                    index += 3;
+                } else {
+                    decoded.push(bytes[index]);
+                    index += 1;
+                }
+            }
+            String::from_utf8(decoded).is_ok()
+        })
+}
+
 impl Params {
     /// The parameter, if given.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::query_is_well_formed;
+
+    #[test]
+    fn bad_escapes_and_invalid_utf8_do_not_parse() {
+        assert!(query_is_well_formed(""));
+        assert!(query_is_well_formed("limit=5&cursor=00ab"));
+        assert!(query_is_well_formed("account=tly1%71"));
+        assert!(query_is_well_formed("memo=%C3%A9"));
+        assert!(!query_is_well_formed("%zz"));
+        assert!(!query_is_well_formed("a=%ff"));
+        assert!(!query_is_well_formed("a=%4"));
+        assert!(!query_is_well_formed("a=%"));
     }
 }

@@ -466,6 +466,16 @@ async fn paging_sees_every_entry_once_while_transfers_arrive() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         assert!(["bad_limit", "bad_cursor"].contains(&code(&body)), "{bad}");
     }
+    for bad in ["%zz", "limit=%ff", "limit=5&limit=6"] {
+        let (status, body) = api
+            .get(&format!("/v1/accounts/{address}/transfers?{bad}"))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "bad_query"),
+            "{bad}"
+        );
+    }
 }
 
 #[tokio::test]
