@@ -49,7 +49,13 @@ pub fn open(source: &Source, from: u64) -> anyhow::Result<Opened> {
     match source {
         Source::File(path) => {
             let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            let len = file.metadata().ok().map(|m| m.len());
+            let metadata = file
+                .metadata()
+                .with_context(|| format!("reading {}", path.display()))?;
+            if !metadata.is_file() {
+                anyhow::bail!("{} is not a file", path.display());
+            }
+            let len = Some(metadata.len());
             Ok(Opened {
                 reader: Box::new(file),
                 len,

@@ -6,7 +6,9 @@ mod fixtures;
 
 use std::path::Path;
 
-use fixtures::{chain, fake_node, fake_node_with, json, log_bytes, stderr, tally, write_genesis};
+use fixtures::{
+    chain, fake_node, fake_node_with, json, log_bytes, stderr, stdout, tally, write_genesis,
+};
 use protocol::chain_log::END_BYTES;
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
@@ -202,6 +204,13 @@ fn setup_errors_exit_with_code_2() {
         stderr(&output),
         format!("error: opening {absent}: No such file or directory (os error 2)\n")
     );
+
+    // A directory is refused before any audit starts: no summary on stdout.
+    let folder = dir.path().display().to_string();
+    let output = audit_file(&genesis, &folder);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(stderr(&output), format!("error: {folder} is not a file\n"));
+    assert_eq!(stdout(&output), "");
 
     let output = tally(&["audit", "--genesis", &genesis]);
     assert_eq!(output.status.code(), Some(2), "a source is required");
