@@ -7,6 +7,7 @@
 mod account;
 mod audit;
 mod bench;
+mod children;
 mod client;
 mod devnet;
 mod failure;

@@ -5,14 +5,13 @@
 //! process ([`ledger`]), a federation of real validator processes under load ([`federation`],
 //! with [`phase`], [`load`], [`events`], [`sampler`]), and the audit of the log that
 //! federation produced ([`audit_rate`]). It prints a table and writes the same figures as
-//! JSON ([`report`]). Every child process dies with the bench ([`children`]).
+//! JSON ([`report`]). Every child process dies with the bench ([`crate::children`]).
 //!
 //! Figures are only meaningful from a release build:
 //! `cargo run --release -p tally-cli -- bench`.
 
 mod audit_rate;
 mod ceiling;
-mod children;
 mod client;
 mod disk;
 mod events;
@@ -36,6 +35,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use protocol::Hash;
 
+use crate::children;
 use crate::failure::CommandResult;
 use fixtures::Accounts;
 use report::{Machine, Report};
@@ -106,6 +106,7 @@ pub struct BenchArgs {
 /// Runs `tally bench`.
 pub fn run(args: &BenchArgs) -> CommandResult {
     let started = Instant::now();
+    children::kill_all_on_interrupt();
     check_out(&args.out)?;
     let root = match &args.dir {
         Some(dir) => dir.clone(),

@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow, bail};
 use protocol::PublicKey;
 use tally_node::datadir::{self, BoundAddresses};
 
-use super::children::Child;
+use crate::children::Child;
 
 /// How long a node may take to bind its ports.
 const BIND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -92,7 +92,8 @@ impl Node {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        self.child = Some(Child::spawn(&mut command).context("starting tally node run")?);
+        self.child =
+            Some(Child::spawn(&mut command, libc::SIGKILL).context("starting tally node run")?);
 
         let deadline = Instant::now() + BIND_TIMEOUT;
         loop {

@@ -61,7 +61,7 @@ pub fn run(args: &DevnetArgs, json: bool) -> CommandResult {
     let outcome = watch(&mut children);
     let mut running = 0;
     for node in children.iter_mut() {
-        running += usize::from(matches!(node.child.try_wait(), Ok(None)));
+        running += usize::from(node.child.exited().is_none());
     }
     eprintln!("stopping {running} nodes…");
     processes::stop_all(&mut children);
@@ -160,7 +160,7 @@ fn report_exits(children: &mut [NodeChild], reported: &mut [bool]) {
         if *reported {
             continue;
         }
-        if let Ok(Some(status)) = child.child.try_wait() {
+        if let Some(status) = child.child.exited() {
             eprintln!("warning: {}", processes::exited(child, status));
             *reported = true;
         }

@@ -2,18 +2,19 @@
 //! them cleanly.
 //!
 //! Each node is `tally node run` of this same binary, its output appended to `node.log` in
-//! its data directory. On Linux a node is also told to stop if this process dies without
-//! stopping it (a killed terminal, SIGKILL), so no node outlives its devnet.
+//! its data directory, run as a [`Child`]: the kernel sends it SIGTERM if this process dies
+//! without stopping it (a killed terminal, SIGKILL), so no node outlives its devnet.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use super::manifest::NodeEntry;
+use crate::children::Child;
 use crate::client::Client;
 
 /// A node's log file inside its data directory.
@@ -56,9 +57,7 @@ pub fn spawn(node: &NodeEntry) -> anyhow::Result<NodeChild> {
                 .context("duplicating the log file handle")?,
         )
         .stderr(file);
-    stop_with_parent(&mut command);
-    let child = command
-        .spawn()
+    let child = Child::spawn(&mut command, libc::SIGTERM)
         .with_context(|| format!("starting {}", node.name))?;
     Ok(NodeChild {
         name: node.name.clone(),
@@ -66,25 +65,6 @@ pub fn spawn(node: &NodeEntry) -> anyhow::Result<NodeChild> {
         log,
     })
 }
-
-/// Asks the kernel to send SIGTERM to the child when this process dies.
-#[cfg(target_os = "linux")]
-fn stop_with_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: `prctl` is async-signal-safe and touches nothing but the calling (forked)
-    // process, which is all `pre_exec` allows.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn stop_with_parent(_command: &mut Command) {}
 
 /// Waits until `node` answers `GET /v1/status` as itself, a validator, or fails naming why
 /// it never did.
@@ -95,7 +75,7 @@ pub fn wait_ready(node: &mut NodeChild, entry: &NodeEntry) -> anyhow::Result<()>
     let client = Client::new(&entry.api);
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
-        if let Some(status) = node.child.try_wait().context("checking a node process")? {
+        if let Some(status) = node.child.exited() {
             bail!("{}", exited(node, status));
         }
         if let Ok(status) = client.get("/v1/status") {
@@ -159,38 +139,18 @@ pub fn exited(node: &NodeChild, status: ExitStatus) -> String {
     )
 }
 
-/// Stops every node: SIGTERM, then SIGKILL for any that has not exited in time.
+/// Stops every node: SIGTERM to all at once, then SIGKILL for any that has not exited in
+/// time.
 pub fn stop_all(nodes: &mut [NodeChild]) {
     for node in nodes.iter_mut() {
-        if matches!(node.child.try_wait(), Ok(None)) {
-            terminate(&node.child);
-        }
+        node.child.terminate();
     }
     let deadline = Instant::now() + STOP_TIMEOUT;
     for node in nodes.iter_mut() {
-        loop {
-            match node.child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() >= deadline => {
-                    tracing::warn!(node = %node.name, "did not stop in time; killing it");
-                    let _ = node.child.kill();
-                    let _ = node.child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            }
+        let patience = deadline.saturating_duration_since(Instant::now());
+        if node.child.exited().is_none() && node.child.stop(patience).is_none() {
+            tracing::warn!(node = %node.name, "did not stop in time; killed");
         }
-    }
-}
-
-/// Sends SIGTERM, the signal a node answers by finishing its write and exiting 0.
-fn terminate(child: &Child) {
-    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
-        return;
-    };
-    // SAFETY: `kill` with a pid of our own child and a valid signal has no memory effects.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
     }
 }
 

@@ -1,10 +1,11 @@
-//! Child processes that never outlive the bench.
+//! Child processes (the nodes of `tally devnet` and `tally bench`) that never outlive the
+//! command that started them.
 //!
 //! Three guards, because any one alone leaves a gap: a [`Child`] wrapper that kills its
-//! process when dropped (the bench ends or fails); a SIGINT/SIGTERM handler that kills every
-//! registered child before exiting (the bench is interrupted); and, in each child,
-//! `PR_SET_PDEATHSIG` so that the kernel kills it if the bench dies without running either
-//! (SIGKILL, a crash).
+//! process when dropped (the command ends or fails); for commands that want it, a
+//! SIGINT/SIGTERM handler that kills every registered child before exiting
+//! ([`kill_all_on_interrupt`]); and, in each child, `PR_SET_PDEATHSIG` so that the kernel
+//! signals it if the command dies without running either (SIGKILL, a crash).
 
 use std::process::{Command, ExitStatus};
 use std::sync::{Mutex, Once};
@@ -22,22 +23,22 @@ pub struct Child {
 }
 
 impl Child {
-    /// Spawns `command` as a guarded child.
+    /// Spawns `command` as a guarded child that the kernel sends `parent_death` (SIGTERM to
+    /// let it stop cleanly, SIGKILL to end it at once) if this process dies.
     ///
-    /// Must be called from the thread that lives as long as the bench (the main thread):
+    /// Must be called from the thread that lives as long as the command (the main thread):
     /// the kernel's parent-death signal follows the thread that spawned the child.
-    pub fn spawn(command: &mut Command) -> std::io::Result<Child> {
-        install_signal_handler();
+    pub fn spawn(command: &mut Command, parent_death: libc::c_int) -> std::io::Result<Child> {
         // SAFETY: the closure runs in the child between fork and exec and only calls
         // prctl and getppid, which are async-signal-safe; it touches no memory of the parent.
         unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, parent_death) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The parent may have died before prctl took effect.
                 if libc::getppid() == 1 {
-                    return Err(std::io::Error::other("the bench exited"));
+                    return Err(std::io::Error::other("the parent process exited"));
                 }
                 Ok(())
             });
@@ -61,14 +62,27 @@ impl Child {
         self.inner.as_mut()?.try_wait().ok().flatten()
     }
 
-    /// Asks the child to stop (SIGTERM) and waits up to `patience`, then kills it.
-    pub fn stop(&mut self, patience: Duration) -> Option<ExitStatus> {
-        let mut inner = self.inner.take()?;
-        // SAFETY: kill only sends a signal to our own child, whose pid we still own (it is
-        // not reaped until `wait` below).
+    /// Sends SIGTERM, the signal a node answers by finishing its write and exiting 0.
+    pub fn terminate(&mut self) {
+        // Once reaped, the pid may name another process: signal only a child still running.
+        let running = self
+            .inner
+            .as_mut()
+            .is_some_and(|inner| matches!(inner.try_wait(), Ok(None)));
+        if !running {
+            return;
+        }
+        // SAFETY: kill only sends a signal to our own child, which `try_wait` just found
+        // running, so its pid has not been reaped and reused.
         unsafe {
             libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
         }
+    }
+
+    /// Asks the child to stop (SIGTERM) and waits up to `patience`, then kills it.
+    pub fn stop(&mut self, patience: Duration) -> Option<ExitStatus> {
+        self.terminate();
+        let mut inner = self.inner.take()?;
         let deadline = Instant::now() + patience;
         let status = loop {
             match inner.try_wait() {
@@ -107,8 +121,9 @@ fn forget(pid: u32) {
     lock().retain(|alive| *alive != pid);
 }
 
-/// On SIGINT or SIGTERM, kills every live child and exits with 130.
-fn install_signal_handler() {
+/// On SIGINT or SIGTERM, kills every live child and exits with 130: for commands whose
+/// children have nothing to finish (the bench's).
+pub fn kill_all_on_interrupt() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -131,7 +146,7 @@ fn install_signal_handler() {
                     libc::kill(*pid as libc::pid_t, libc::SIGKILL);
                 }
             }
-            eprintln!("error: interrupted; every node the bench started was killed");
+            eprintln!("error: interrupted; every process this command started was killed");
             std::process::exit(130);
         });
     });
