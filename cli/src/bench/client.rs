@@ -1,12 +1,12 @@
 //! The load generator's HTTP: a minimal HTTP/1.1 keep-alive client for submissions, so that
 //! the generator spends as little CPU per request as possible (it shares the machine with
-//! the nodes it measures), and plain `ureq` calls for the occasional status read.
+//! the nodes it measures), and a `ureq` agent without an overall timeout for the long
+//! downloads (events, the chain log). Short reads go through [`crate::client`].
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::Value;
 
 /// How long a request may wait for its answer before the connection is dropped.
@@ -129,27 +129,4 @@ pub fn agent() -> ureq::Agent {
         .timeout_recv_response(Some(Duration::from_secs(60)))
         .build();
     ureq::Agent::new_with_config(config)
-}
-
-/// GETs `path` from the node at `api` as JSON.
-pub fn get_json(agent: &ureq::Agent, api: &str, path: &str) -> anyhow::Result<Value> {
-    let url = format!("http://{api}{path}");
-    let mut response = agent
-        .get(&url)
-        .call()
-        .with_context(|| format!("GET {url}"))?;
-    let text = response
-        .body_mut()
-        .read_to_string()
-        .with_context(|| format!("reading GET {url}"))?;
-    serde_json::from_str(&text).with_context(|| format!("GET {url} answered no JSON"))
-}
-
-/// The committed height a node reports in `GET /v1/status`.
-pub fn height(agent: &ureq::Agent, api: &str) -> anyhow::Result<u64> {
-    let status = get_json(agent, api, "/v1/status")?;
-    status["height"]
-        .as_str()
-        .and_then(|text| text.parse().ok())
-        .context("the status has no height")
 }

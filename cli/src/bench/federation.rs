@@ -12,7 +12,6 @@ use protocol::{Genesis, PublicKey};
 use serde::Serialize;
 
 use super::audit_rate::{self, AuditFigures};
-use super::client;
 use super::disk;
 use super::events::{self, Tracker};
 use super::fixtures::{self, Accounts};
@@ -99,7 +98,7 @@ pub fn run(
     drop(sampler);
 
     stage.say("federation: exporting the chain log");
-    let height = client::height(&client::agent(), &nodes[0].api)?;
+    let height = height(&nodes[0].api)?;
     let log_path = root.join("chain.log");
     audit_rate::export(&nodes[0].api, &log_path)?;
 
@@ -137,10 +136,9 @@ fn start_all(exe: &Path, genesis: &Path, nodes: &mut [Node]) -> anyhow::Result<(
 
 /// Waits until every node has committed a block: the federation is connected and live.
 fn wait_for_first_block(nodes: &[Node]) -> anyhow::Result<()> {
-    let agent = client::agent();
     let deadline = Instant::now() + FIRST_BLOCK_TIMEOUT;
     for node in nodes {
-        while client::height(&agent, &node.api).unwrap_or(0) < 1 {
+        while height(&node.api).unwrap_or(0) < 1 {
             if Instant::now() > deadline {
                 bail!(
                     "the federation committed no block within {FIRST_BLOCK_TIMEOUT:?}; see {}",
@@ -239,4 +237,10 @@ fn phase_outcomes(
             }
         })
         .collect()
+}
+
+/// The committed height the node at `api` (`127.0.0.1:PORT`) reports.
+fn height(api: &str) -> anyhow::Result<u64> {
+    let status = crate::client::Client::new(&format!("http://{api}")).get("/v1/status")?;
+    crate::client::integer(&status, "height")
 }
