@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::hash::Hash;
 use crate::keys::{PublicKey, Signature};
 
-use super::message::{DOMAIN_TAG, SIGNING_VERSION, SigningPayload, Step};
+use super::message::{SigningPayload, Step};
 use super::validators::ValidatorSet;
 use super::{Height, Round};
 
@@ -64,16 +64,13 @@ pub enum EvidenceError {
 impl Equivocation {
     /// The payload the statement's signature covers.
     pub fn payload(&self, network_id: &Hash, statement: &Statement) -> SigningPayload {
-        SigningPayload {
-            domain: DOMAIN_TAG,
-            version: SIGNING_VERSION,
-            network_id: *network_id,
-            height: self.height,
-            round: self.round,
-            step: self.step,
-            block_hash: statement.block_hash,
-            valid_round: statement.valid_round,
-        }
+        SigningPayload::new(
+            *network_id,
+            (self.height, self.round),
+            self.step,
+            statement.block_hash,
+            statement.valid_round,
+        )
     }
 
     /// Checks that a genesis validator signed both statements and that they differ.

@@ -82,6 +82,26 @@ pub struct SigningPayload {
 }
 
 impl SigningPayload {
+    /// The payload of one message, with the domain tag and version every payload carries.
+    pub fn new(
+        network_id: Hash,
+        (height, round): (Height, Round),
+        step: Step,
+        block_hash: Option<Hash>,
+        valid_round: Option<Round>,
+    ) -> SigningPayload {
+        SigningPayload {
+            domain: DOMAIN_TAG,
+            version: SIGNING_VERSION,
+            network_id,
+            height,
+            round,
+            step,
+            block_hash,
+            valid_round,
+        }
+    }
+
     /// The canonical postcard bytes that get signed.
     pub fn to_bytes(&self) -> Vec<u8> {
         postcard::to_stdvec(self).expect("encoding fixed-size fields into a Vec cannot fail")
@@ -120,16 +140,13 @@ pub struct Vote {
 impl Vote {
     /// What this vote's signature covers.
     pub fn payload(&self, network_id: &Hash) -> SigningPayload {
-        SigningPayload {
-            domain: DOMAIN_TAG,
-            version: SIGNING_VERSION,
-            network_id: *network_id,
-            height: self.height,
-            round: self.round,
-            step: self.kind.step(),
-            block_hash: self.block_hash,
-            valid_round: None,
-        }
+        SigningPayload::new(
+            *network_id,
+            (self.height, self.round),
+            self.kind.step(),
+            self.block_hash,
+            None,
+        )
     }
 }
 
@@ -151,16 +168,13 @@ pub struct Proposal<V> {
 impl<V: ConsensusValue> Proposal<V> {
     /// What this proposal's signature covers: the block's hash, not the block.
     pub fn payload(&self, network_id: &Hash) -> SigningPayload {
-        SigningPayload {
-            domain: DOMAIN_TAG,
-            version: SIGNING_VERSION,
-            network_id: *network_id,
-            height: self.height,
-            round: self.round,
-            step: Step::Propose,
-            block_hash: Some(self.value.hash()),
-            valid_round: self.valid_round,
-        }
+        SigningPayload::new(
+            *network_id,
+            (self.height, self.round),
+            Step::Propose,
+            Some(self.value.hash()),
+            self.valid_round,
+        )
     }
 }
 
