@@ -85,6 +85,12 @@ fn main() -> ExitCode {
         Err(error) => return usage_error(&error),
     };
     let json = cli.json;
+    if !matches!(
+        cli.command,
+        Command::Node(_) | Command::Devnet(_) | Command::Bench(_)
+    ) {
+        quiet_on_closed_stdout();
+    }
     let result = match cli.command {
         Command::Devnet(args) => devnet::run(&args, json),
         Command::Transfer(args) => transfer::run(&args, json),
@@ -102,6 +108,17 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
+    }
+}
+
+/// A command whose output is piped into a reader that stops early (`tally history … | head`)
+/// ends quietly, as other Unix tools do, instead of panicking on its next `println!`. The
+/// long-running commands keep Rust's default (SIGPIPE ignored), so a closed socket or pipe
+/// is an error they handle, never a silent death.
+fn quiet_on_closed_stdout() {
+    // SAFETY: restoring a signal's default disposition at start, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -225,3 +225,39 @@ fn genesis_new_names_the_bad_argument() {
         "error: --decimals must be between 0 and 8, got 9\n"
     );
 }
+
+/// Output piped into a reader that has gone away ends the command quietly: no panic, no
+/// backtrace, just the signal's usual exit.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.key");
+    let made = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["key", "new", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["key", "show", key.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    assert!(
+        output.status.success() || output.status.signal() == Some(libc_sigpipe()),
+        "{:?}",
+        output.status
+    );
+}
+
+/// SIGPIPE's number on Linux.
+fn libc_sigpipe() -> i32 {
+    13
+}
