@@ -10,7 +10,6 @@
 
 use protocol::consensus::ConsensusValue;
 use protocol::ledger::BlockEffects;
-use protocol::state_tree::NodePosition;
 use protocol::{Block, Hash, PublicKey, SignedTransfer, VerifiedTransfer};
 use serde::{Deserialize, Serialize};
 
@@ -103,8 +102,8 @@ impl TransferBatch {
 }
 
 /// The one storage write for a committed `block` whose application had `effects`: its
-/// encoded bytes and certificate, every account it changed, the transfers to index, and the
-/// state tree nodes it rewrote.
+/// encoded bytes and certificate, every account it changed (the state tree's leaves), and the
+/// transfers to index.
 ///
 /// The transfer ids come from `effects` (the ledger computed each while applying), so no
 /// transfer is encoded and hashed again here. The node's commit path and `tally bench` both
@@ -120,7 +119,6 @@ pub fn commit_write<'a>(
     block_bytes: &'a [u8],
     certificate_bytes: &'a [u8],
     effects: &BlockEffects,
-    state_nodes: Vec<(NodePosition, Hash)>,
 ) -> CommitWrite<'a> {
     assert_eq!(
         block.transfers.len(),
@@ -155,7 +153,6 @@ pub fn commit_write<'a>(
         certificate: certificate_bytes,
         accounts,
         transfers,
-        state_nodes,
     }
 }
 

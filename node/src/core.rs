@@ -910,19 +910,12 @@ impl Core {
 
         let block_bytes = block.encode();
         let certificate_bytes = certificate.to_bytes();
-        // The first block stores the whole tree; later ones the nodes they rewrote.
-        let state_nodes = if height == 1 {
-            valid.ledger.state_nodes()
-        } else {
-            valid.ledger.state_nodes_changed_since(&self.ledger)
-        };
         let write = commit_write(
             &block,
             hash,
             &block_bytes,
             &certificate_bytes,
             &valid.effects,
-            state_nodes,
         );
         self.storage
             .commit(&write)
@@ -1283,7 +1276,6 @@ mod tests {
             certificate: b"other",
             accounts: Vec::new(),
             transfers: Vec::new(),
-            state_nodes: Vec::new(),
         };
         core.storage.commit(&other).unwrap();
 

@@ -370,8 +370,7 @@ impl Inbound {
     }
 
     fn committed(&self, height: u64) -> Option<ServedBlock> {
-        let block = self.storage.block(height).ok().flatten()?;
-        let certificate = self.storage.certificate(height).ok().flatten()?;
+        let (block, certificate) = self.storage.block_and_certificate(height).ok().flatten()?;
         Some(ServedBlock {
             block,
             certificate: Some(certificate),

@@ -329,31 +329,6 @@ fn load_state(
         )));
     }
 
-    // The stored state tree must be exactly the tree of these accounts.
-    let stored = storage.state_nodes()?;
-    let expected = ledger.state_nodes();
-    if stored.is_empty() && !expected.is_empty() {
-        // A data directory from before the tree's nodes were stored: store them now.
-        tracing::info!(nodes = expected.len(), "storing the state tree's nodes");
-        storage.put_state_nodes(&expected)?;
-    } else if stored != expected {
-        let differs = stored
-            .iter()
-            .zip(&expected)
-            .find(|(a, b)| a != b)
-            .map(|(stored, _)| stored)
-            .or_else(|| stored.get(expected.len()))
-            .or_else(|| expected.get(stored.len()))
-            .map_or_else(String::new, |(position, _)| {
-                hex::encode(position.to_bytes())
-            });
-        return Err(inconsistent(format!(
-            "the stored state tree ({} inner nodes) differs from the accounts' ({}) at node {}",
-            stored.len(),
-            expected.len(),
-            differs,
-        )));
-    }
     Ok((ledger, Some(head)))
 }
 
@@ -485,13 +460,9 @@ mod tests {
         Nothing,
         /// One account's sequence.
         Account,
-        /// One inner node's hash of the state tree.
-        StateNode,
-        /// Stores no state tree nodes, as data directories did before they were stored.
-        NoStateNodes,
     }
 
-    /// Stores block 1 with the accounts it changed and the state tree's nodes, damaged as told.
+    /// Stores block 1 with the accounts it changed, damaged as told.
     fn store_first_block(storage: &Storage, genesis: &Genesis, payer: &SecretKey, tamper: Tamper) {
         let receiver = SecretKey::from_seed(&[3; 32]).public_key();
         let body = Transfer::new(
@@ -526,12 +497,6 @@ mod tests {
             // Supply still adds up; only the state root can tell.
             accounts[0].1.next_sequence += 1;
         }
-        let mut state_nodes = built.ledger.state_nodes();
-        match tamper {
-            Tamper::StateNode => state_nodes[1].1 = Hash::digest(b"not this node"),
-            Tamper::NoStateNodes => state_nodes.clear(),
-            _ => {}
-        }
         let block = built.block.encode();
         let write = CommitWrite {
             height: 1,
@@ -540,7 +505,6 @@ mod tests {
             certificate: b"not read here",
             accounts,
             transfers: Vec::new(),
-            state_nodes,
         };
         storage.commit(&write).unwrap();
     }
@@ -559,42 +523,6 @@ mod tests {
         assert_eq!(ledger.state_root(), head.state_root);
         assert_ne!(head.state_root, Hash::ZERO);
         assert_eq!(ledger.account(&payer.public_key()).next_sequence, 2);
-        // Payer, receiver and fee account: three leaves under two inner nodes.
-        assert_eq!(storage.state_nodes().unwrap(), ledger.state_nodes());
-        assert_eq!(ledger.state_nodes().len(), 2);
-    }
-
-    #[test]
-    fn a_stored_state_tree_node_that_disagrees_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), 1 << 20).unwrap();
-        let payer = SecretKey::from_seed(&[2; 32]);
-        let genesis = genesis(&payer);
-        store_first_block(&storage, &genesis, &payer, Tamper::StateNode);
-
-        let error = load_state(&storage, &genesis).unwrap_err();
-        let position = hex::encode(storage.state_nodes().unwrap()[1].0.to_bytes());
-        assert_eq!(
-            error.to_string(),
-            format!(
-                "stored state is inconsistent at height 1: the stored state tree (2 inner \
-                 nodes) differs from the accounts' (2) at node {position}"
-            )
-        );
-    }
-
-    #[test]
-    fn a_data_directory_without_state_tree_nodes_gets_them_at_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), 1 << 20).unwrap();
-        let payer = SecretKey::from_seed(&[2; 32]);
-        let genesis = genesis(&payer);
-        store_first_block(&storage, &genesis, &payer, Tamper::NoStateNodes);
-        assert_eq!(storage.state_nodes().unwrap(), vec![]);
-
-        let (ledger, _) = load_state(&storage, &genesis).unwrap();
-        assert_eq!(storage.state_nodes().unwrap(), ledger.state_nodes());
-        assert_eq!(storage.state_nodes().unwrap().len(), 2);
     }
 
     #[test]

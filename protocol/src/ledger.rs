@@ -20,7 +20,7 @@ use crate::batch::verify_batch;
 use crate::genesis::Genesis;
 use crate::hash::Hash;
 use crate::keys::{BadSignature, PublicKey};
-use crate::state_tree::{NodePosition, StateProof, StateTree};
+use crate::state_tree::{StateProof, StateTree};
 use crate::transfer::{FormError, SignedTransfer, VerifiedTransfer};
 
 /// The sequence number of an account's first transfer.
@@ -349,17 +349,6 @@ impl Ledger {
     /// The root of the state tree.
     pub fn state_root(&self) -> Hash {
         self.tree.root()
-    }
-
-    /// Every inner node of the state tree, in position order (see [`StateTree::inner_nodes`]).
-    pub fn state_nodes(&self) -> Vec<(NodePosition, Hash)> {
-        self.tree.inner_nodes()
-    }
-
-    /// The state tree's inner nodes that differ from `before`'s: what a node stores with a
-    /// block that turned `before` into `self` (see [`StateTree::changed_nodes`]).
-    pub fn state_nodes_changed_since(&self, before: &Ledger) -> Vec<(NodePosition, Hash)> {
-        self.tree.changed_nodes(&before.tree)
     }
 
     /// A proof of `owner`'s account against [`Ledger::state_root`].

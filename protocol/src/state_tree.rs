@@ -18,14 +18,10 @@
 //! hashes. Nodes are shared (`Arc`) and never mutated, so cloning a tree is O(1) and a block
 //! can be tried on a clone and thrown away.
 //!
-//! For storage, an inner node is named by its [`NodePosition`] (its depth and the key bits
-//! leading to it) and stored with its hash. Accounts are never removed, so a position, once
-//! it holds a branch, holds one for good; only its hash changes.
-//! [`StateTree::changed_nodes`] lists the inner nodes a block rewrote (walking only the paths
-//! that changed, thanks to the shared `Arc`s), so a node stores them in the same atomic write
-//! as the block; [`StateTree::from_accounts`] builds a tree bottom-up in O(n) hashes and
-//! [`StateTree::inner_nodes`] lists every inner node, so a restarting node can compare what it
-//! stored with what its accounts give.
+//! A node stores the tree's leaves (the accounts) with every block and rebuilds the inner
+//! nodes at start with [`StateTree::from_accounts`], bottom-up in O(n) hashes. An inner node
+//! is named by its [`NodePosition`] (its depth and the key bits leading to it); accounts are
+//! never removed, so a position, once it holds a branch, holds one for good.
 //!
 //! We evaluated the `jmt` crate first and did not use it: its current release pins `sha2`
 //! and `digest` 0.10 (a second copy next to the 0.11 that ed25519-dalek 3 brings), pulls in
@@ -323,20 +319,7 @@ impl StateTree {
     pub fn inner_nodes(&self) -> Vec<(NodePosition, Hash)> {
         let mut nodes = Vec::new();
         if let Some(root) = &self.root {
-            collect_changed(root, None, &mut nodes);
-        }
-        nodes.sort_unstable();
-        nodes
-    }
-
-    /// The inner nodes that differ from `before`'s, in position order: what a block that
-    /// turned `before` into `self` rewrote. `self` must have grown from `before` by
-    /// [`StateTree::insert`] (accounts are never removed); shared subtrees are skipped, so
-    /// the cost is that of the paths that changed.
-    pub fn changed_nodes(&self, before: &StateTree) -> Vec<(NodePosition, Hash)> {
-        let mut nodes = Vec::new();
-        if let Some(root) = &self.root {
-            collect_changed(root, before.root.as_ref(), &mut nodes);
+            collect_inner(root, &mut nodes);
         }
         nodes.sort_unstable();
         nodes
@@ -443,31 +426,13 @@ fn build_sorted(leaves: &[Node]) -> Node {
     Branch::node(split, *first.key(), left, right)
 }
 
-/// Pushes the inner nodes under `node` that are not shared with `old`, the subtree that held
-/// the same positions (or some of them) before.
-fn collect_changed(node: &Node, old: Option<&Node>, out: &mut Vec<(NodePosition, Hash)>) {
-    let Node::Branch(branch) = node else {
-        return;
-    };
-    if let Some(Node::Branch(old_branch)) = old
-        && Arc::ptr_eq(branch, old_branch)
-    {
-        return;
+/// Pushes the inner nodes under `node`.
+fn collect_inner(node: &Node, out: &mut Vec<(NodePosition, Hash)>) {
+    if let Node::Branch(branch) = node {
+        out.push((NodePosition::of(&branch.key, branch.split), branch.hash));
+        collect_inner(&branch.left, out);
+        collect_inner(&branch.right, out);
     }
-    out.push((NodePosition::of(&branch.key, branch.split), branch.hash));
-
-    // Where the old subtree's positions went: both sides if it split at the same depth,
-    // else wholly to the side its keys take (a new branch was put above it).
-    let (old_left, old_right) = match old {
-        None => (None, None),
-        Some(Node::Branch(old_branch)) if old_branch.split == branch.split => {
-            (Some(&old_branch.left), Some(&old_branch.right))
-        }
-        Some(old) if bit(old.key(), branch.split) => (None, Some(old)),
-        Some(old) => (Some(old), None),
-    };
-    collect_changed(&branch.left, old_left, out);
-    collect_changed(&branch.right, old_right, out);
 }
 
 /// The leaf found where a proof's path ends.
@@ -726,45 +691,6 @@ mod tests {
             (owner(1), account(3)),
         ];
         assert_eq!(StateTree::from_accounts(twice).unwrap_err(), owner(1));
-    }
-
-    #[test]
-    fn changed_nodes_patch_the_stored_set_into_the_new_one() {
-        // What a node stores: every inner node once, then each block's changes on top.
-        let mut tree = StateTree::new();
-        let mut stored: BTreeMap<NodePosition, Hash> = BTreeMap::new();
-        let mut next = 0u32;
-        for block in 0..40u32 {
-            let before = tree.clone();
-            // Some new accounts and some updates of old ones.
-            for _ in 0..block % 5 {
-                tree.insert(owner(next), account(u64::from(next)));
-                next += 1;
-            }
-            for seed in (0..next).step_by(7 + block as usize) {
-                tree.insert(owner(seed), account(u64::from(seed + block)));
-            }
-            let changed = tree.changed_nodes(&before);
-            assert!(changed.len() <= tree.inner_nodes().len());
-            stored.extend(changed);
-            let all: BTreeMap<_, _> = tree.inner_nodes().into_iter().collect();
-            assert_eq!(stored, all, "after block {block}");
-        }
-        assert_eq!(tree.changed_nodes(&tree.clone()), vec![]);
-    }
-
-    #[test]
-    fn one_update_rewrites_only_its_path() {
-        let mut tree = StateTree::from_accounts((0..1024).map(|s| (owner(s), account(1)))).unwrap();
-        let before = tree.clone();
-        tree.insert(owner(5), account(2));
-        let changed = tree.changed_nodes(&before);
-        // The path from the root to owner 5's leaf: about log2(1024) branches.
-        assert!((5..=30).contains(&changed.len()), "{}", changed.len());
-        assert!(
-            changed.iter().any(|(position, _)| position.depth == 0),
-            "the root"
-        );
     }
 
     #[test]

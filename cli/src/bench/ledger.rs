@@ -206,33 +206,14 @@ fn commit_block(
 
     // Commit with every index, then the same without the transfer and history indexes.
     let started = Instant::now();
-    let state_nodes = if parent.is_none() {
-        next.state_nodes()
-    } else {
-        next.state_nodes_changed_since(ledger)
-    };
-    let write = commit_write(
-        &block,
-        hash,
-        &block_bytes,
-        &certificate,
-        &effects,
-        state_nodes.clone(),
-    );
+    let write = commit_write(&block, hash, &block_bytes, &certificate, &effects);
     full.commit(&write).context("committing a block")?;
     let elapsed = started.elapsed();
     steps.commit += elapsed;
     steps.commit_ms.push(elapsed.as_secs_f64() * 1e3);
 
     let started = Instant::now();
-    let mut write = commit_write(
-        &block,
-        hash,
-        &block_bytes,
-        &certificate,
-        &effects,
-        state_nodes,
-    );
+    let mut write = commit_write(&block, hash, &block_bytes, &certificate, &effects);
     write.transfers.clear();
     bare.commit(&write)
         .context("committing a block without indexes")?;

@@ -125,6 +125,9 @@ pub enum BackendError {
     /// The database failed or holds something it cannot decode.
     #[error("storage: {0}")]
     Storage(String),
+    /// A history cursor names a transfer that is not in that account's history.
+    #[error("the cursor is not an entry of this account's history")]
+    NotInHistory,
 }
 
 /// A committed block as stored: its canonical bytes and its certificate's canonical bytes.
@@ -151,13 +154,14 @@ pub trait NodeApi: Send + Sync + 'static {
     fn account(&self, account: PublicKey) -> BoxFuture<'_, Result<AccountState, BackendError>>;
 
     /// Up to `limit` history entries of `account` (sent or received), newest first,
-    /// strictly older than `before` when given.
+    /// strictly older than `before` when given. `before` must be one of the account's
+    /// entries ([`BackendError::NotInHistory`] otherwise).
     fn history(
         &self,
         account: &PublicKey,
         before: Option<Location>,
         limit: usize,
-    ) -> Result<Vec<(Location, Hash)>, BackendError>;
+    ) -> Result<Vec<Location>, BackendError>;
 
     /// The committed block at `height` with its certificate.
     fn block(&self, height: u64) -> Result<Option<CertifiedBlock>, BackendError>;

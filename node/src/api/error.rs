@@ -144,6 +144,9 @@ impl From<BackendError> for ApiError {
                 tracing::error!(%problem, "api: storage read failed");
                 ApiError::Storage
             }
+            BackendError::NotInHistory => {
+                ApiError::parameter("bad_cursor", "not a cursor from this account's history")
+            }
         }
     }
 }

@@ -255,8 +255,20 @@ impl NodeApi for FakeNode {
         account: &PublicKey,
         before: Option<Location>,
         limit: usize,
-    ) -> Result<Vec<(Location, Hash)>, BackendError> {
+    ) -> Result<Vec<Location>, BackendError> {
         let state = self.lock();
+        if let Some(before) = before {
+            let transfer = before
+                .height
+                .checked_sub(1)
+                .and_then(|index| state.blocks.get(index as usize))
+                .and_then(|certified| certified.block.transfers.get(before.position as usize))
+                .ok_or(BackendError::NotInHistory)?;
+            let body = &transfer.transfer;
+            if body.sender != *account && body.receiver != *account {
+                return Err(BackendError::NotInHistory);
+            }
+        }
         let mut entries = Vec::new();
         for certified in state.blocks.iter().rev() {
             let height = certified.block.header.height;
@@ -268,7 +280,7 @@ impl NodeApi for FakeNode {
                 let body = &transfer.transfer;
                 let mine = body.sender == *account || body.receiver == *account;
                 if mine && before.is_none_or(|before| location < before) {
-                    entries.push((location, transfer.id()));
+                    entries.push(location);
                 }
             }
         }

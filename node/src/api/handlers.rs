@@ -163,7 +163,7 @@ pub async fn history(
     let mut blocks: HashMap<u64, CertifiedBlock> = HashMap::new();
     let decimals = state.node.genesis().decimals;
     let mut page = Vec::with_capacity(entries.len());
-    for (location, id) in &entries {
+    for location in &entries {
         let certified = match blocks.entry(location.height) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
@@ -175,7 +175,9 @@ pub async fn history(
             .block
             .transfers
             .get(location.position as usize)
-            .filter(|transfer| transfer.id() == *id)
+            .filter(|transfer| {
+                transfer.transfer.sender == address || transfer.transfer.receiver == address
+            })
             .ok_or(ApiError::Storage)?;
         page.push(views::history_entry(
             &address, *location, transfer, decimals,
@@ -183,11 +185,7 @@ pub async fn history(
     }
 
     let next = (entries.len() == limit)
-        .then(|| {
-            entries
-                .last()
-                .map(|(location, _)| cursor::encode(*location))
-        })
+        .then(|| entries.last().map(|location| cursor::encode(*location)))
         .flatten();
     Ok(Json(json!({ "transfers": page, "next_cursor": next })).into_response())
 }

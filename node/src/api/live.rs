@@ -19,7 +19,7 @@ use crate::core::{self, CoreInput, SharedStatus, TransferStatus};
 use crate::evidence::{SharedEvidence, signed_bytes_hex, step_name};
 use crate::mempool::FinalStatus;
 use crate::sigcache::SignatureCache;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{HistoryLink, Side, Storage, StorageError, TransferLocation};
 
 /// How often the head watcher looks at the status snapshot for a new commit.
 const HEAD_POLL: Duration = Duration::from_millis(20);
@@ -99,6 +99,34 @@ impl LiveNode {
             .await
             .map_err(|_| BackendError::ShuttingDown)?;
         answer.await.map_err(|_| BackendError::ShuttingDown)
+    }
+
+    /// The entry of `account`'s history at `location`: which side of that transfer it was.
+    fn history_link(
+        &self,
+        account: &PublicKey,
+        location: Location,
+    ) -> Result<HistoryLink, BackendError> {
+        let certified = self
+            .block(location.height)?
+            .ok_or(BackendError::NotInHistory)?;
+        let transfer = certified
+            .block
+            .transfers
+            .get(location.position as usize)
+            .ok_or(BackendError::NotInHistory)?;
+        let side = if transfer.transfer.sender == *account {
+            Side::Sent
+        } else if transfer.transfer.receiver == *account {
+            Side::Received
+        } else {
+            return Err(BackendError::NotInHistory);
+        };
+        let location = TransferLocation {
+            height: location.height,
+            position: location.position,
+        };
+        Ok(HistoryLink { location, side })
     }
 }
 
@@ -263,20 +291,20 @@ impl NodeApi for LiveNode {
         account: &PublicKey,
         before: Option<Location>,
         limit: usize,
-    ) -> Result<Vec<(Location, Hash)>, BackendError> {
-        let before = before.map(|location| (location.height, location.position));
-        let entries = self
+    ) -> Result<Vec<Location>, BackendError> {
+        let before = match before {
+            Some(location) => Some(self.history_link(account, location)?),
+            None => None,
+        };
+        let links = self
             .storage
             .history_page(account, before, limit)
             .map_err(storage_error)?;
-        Ok(entries
+        Ok(links
             .into_iter()
-            .map(|(location, id)| {
-                let location = Location {
-                    height: location.height,
-                    position: location.position,
-                };
-                (location, id)
+            .map(|link| Location {
+                height: link.location.height,
+                position: link.location.position,
             })
             .collect())
     }
@@ -310,15 +338,9 @@ impl NodeApi for LiveNode {
     }
 
     fn raw_block(&self, height: u64) -> Result<Option<(Vec<u8>, Vec<u8>)>, BackendError> {
-        let Some(block) = self.storage.block(height).map_err(storage_error)? else {
-            return Ok(None);
-        };
-        let certificate = self
-            .storage
-            .certificate(height)
-            .map_err(storage_error)?
-            .ok_or_else(|| BackendError::Storage(format!("block {height} has no certificate")))?;
-        Ok(Some((block, certificate)))
+        self.storage
+            .block_and_certificate(height)
+            .map_err(storage_error)
     }
 
     fn heads(&self) -> watch::Receiver<u64> {

@@ -455,9 +455,17 @@ async fn paging_sees_every_entry_once_while_transfers_arrive() {
     assert_eq!(body["transfers"], json!([]));
     assert_eq!(body["next_cursor"], Value::Null);
 
-    let past_end = format!("/v1/accounts/{address}/transfers?cursor={}", "0".repeat(24));
-    let (status, body) = api.get(&past_end).await;
-    assert_eq!((status, &body["transfers"]), (StatusCode::OK, &json!([])));
+    // A well-formed cursor naming no entry of this account's history: before the first
+    // block, and another account's transfer.
+    for cursor in ["0".repeat(24), format!("{:016x}{:08x}", 1, 0)] {
+        let uri = format!("/v1/accounts/{stranger}/transfers?cursor={cursor}");
+        let (status, body) = api.get(&uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{cursor}");
+        assert_eq!(
+            body,
+            json!({"code": "bad_cursor", "message": "not a cursor from this account's history"})
+        );
+    }
 
     for bad in ["limit=0", "limit=-1", "limit=x", "limit=1000", "cursor=zz"] {
         let (status, body) = api
