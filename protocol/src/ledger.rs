@@ -10,7 +10,7 @@
 //! An account, once created, is never pruned, even at zero balance: pruning would reset its
 //! sequence number and let old transfers be replayed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -254,6 +254,10 @@ pub struct Ledger {
     fee_account: PublicKey,
     supply: u64,
     tree: StateTree,
+    /// Accounts written by the block being applied and not yet in the tree: a block's writes
+    /// go into the tree at once at its end (see [`StateTree::insert_many`]). Empty outside
+    /// [`Ledger::preview`], so every other reader sees the tree alone.
+    unsettled: HashMap<PublicKey, Account>,
 }
 
 impl Ledger {
@@ -308,6 +312,7 @@ impl Ledger {
             fee_account: genesis.fee_account,
             supply: genesis.total_supply(),
             tree,
+            unsettled: HashMap::new(),
         }
     }
 
@@ -328,12 +333,15 @@ impl Ledger {
 
     /// `owner`'s account; the fresh account (balance 0, next sequence 1) if never written.
     pub fn account(&self, owner: &PublicKey) -> Account {
+        if let Some(account) = self.unsettled.get(owner) {
+            return *account;
+        }
         self.tree.get(owner).unwrap_or_default()
     }
 
     /// Whether `owner`'s account was ever written.
     pub fn contains(&self, owner: &PublicKey) -> bool {
-        self.tree.get(owner).is_some()
+        self.unsettled.contains_key(owner) || self.tree.get(owner).is_some()
     }
 
     /// The number of accounts ever written.
@@ -385,13 +393,13 @@ impl Ledger {
     /// Applies `signed`, signature included. On a rejection nothing changed.
     pub fn apply(&mut self, signed: &SignedTransfer) -> Result<Applied, Rejection> {
         let staged = self.stage(signed, SignatureCheck::Verify)?;
-        Ok(self.write(staged))
+        Ok(self.write(staged, Settle::Now))
     }
 
     /// Applies a transfer whose signature is already verified. On a rejection nothing changed.
     pub fn apply_verified(&mut self, verified: &VerifiedTransfer) -> Result<Applied, Rejection> {
         let staged = self.stage(verified, SignatureCheck::Known(Ok(())))?;
-        Ok(self.write(staged))
+        Ok(self.write(staged, Settle::Now))
     }
 
     /// Applies every transfer in order, or none: on the first rejection, returns its index
@@ -467,8 +475,10 @@ impl Ledger {
             let staged = next
                 .stage(signed, signature)
                 .map_err(|rejection| (index, rejection))?;
-            effects.record(next.write(staged));
+            effects.record(next.write(staged, Settle::AtBlockEnd));
         }
+        let unsettled = std::mem::take(&mut next.unsettled);
+        next.tree.insert_many(unsettled);
         effects.state_root = next.state_root();
         Ok((next, effects))
     }
@@ -564,7 +574,7 @@ impl Ledger {
     }
 
     /// Phase two: writes the staged values. Nothing here can fail.
-    fn write(&mut self, staged: Staged) -> Applied {
+    fn write(&mut self, staged: Staged, settle: Settle) -> Applied {
         // The staged accounts are distinct, so in debug builds check that their total, and so
         // the supply, does not change.
         let total = |ledger: &Ledger| -> u128 {
@@ -577,7 +587,12 @@ impl Ledger {
         let before = cfg!(debug_assertions).then(|| total(self));
 
         for (owner, account) in &staged.writes {
-            self.tree.insert(*owner, *account);
+            match settle {
+                Settle::Now => self.tree.insert(*owner, *account),
+                Settle::AtBlockEnd => {
+                    self.unsettled.insert(*owner, *account);
+                }
+            }
         }
 
         if let Some(before) = before {
@@ -588,6 +603,15 @@ impl Ledger {
             accounts: staged.writes,
         }
     }
+}
+
+/// When a transfer's writes reach the state tree.
+#[derive(Clone, Copy)]
+enum Settle {
+    /// At once: a transfer applied on its own.
+    Now,
+    /// With the rest of its block's, in one pass over the tree.
+    AtBlockEnd,
 }
 
 impl fmt::Debug for Ledger {

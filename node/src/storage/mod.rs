@@ -237,9 +237,18 @@ struct AccountRecord {
 pub struct Storage {
     db: sled::Db,
     blocks: Arc<BlockFile>,
-    /// Where the next block's record goes: the end of the last committed one. Held through a
-    /// whole commit, which also keeps commits one at a time.
-    next_record: Arc<Mutex<u64>>,
+    /// Held through a whole commit, which also keeps commits one at a time.
+    writer: Arc<Mutex<Writer>>,
+}
+
+/// What commits keep between them.
+struct Writer {
+    /// Where the next block's record goes: the end of the last committed one.
+    next_record: u64,
+    /// The newest history entry of every account a commit since the start has read or
+    /// written, so that linking a block's history does not read each account back from
+    /// sled. One entry per account, like the ledger the node keeps in memory.
+    newest: HashMap<PublicKey, Option<HistoryLink>>,
 }
 
 impl Storage {
@@ -268,7 +277,10 @@ impl Storage {
         Ok(Storage {
             db,
             blocks: Arc::new(blocks),
-            next_record: Arc::new(Mutex::new(committed_end)),
+            writer: Arc::new(Mutex::new(Writer {
+                next_record: committed_end,
+                newest: HashMap::new(),
+            })),
         })
     }
 
@@ -279,8 +291,8 @@ impl Storage {
 
     /// Stores a committed block and all its effects atomically, then flushes to disk.
     pub fn commit(&self, write: &CommitWrite<'_>) -> Result<(), StorageError> {
-        let mut next_record = self
-            .next_record
+        let mut writer = self
+            .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let expected = self.last_height()?.map_or(1, |height| height + 1);
@@ -291,11 +303,11 @@ impl Storage {
             });
         }
 
-        let (links, records) = self.link_history(write)?;
+        let (links, records) = self.link_history(write, &mut writer.newest)?;
 
         // Durable in the file before sled points at it; see `block_file`.
         let extent = self.blocks.write(
-            *next_record,
+            writer.next_record,
             write.height,
             write.block,
             write.certificate,
@@ -327,14 +339,24 @@ impl Storage {
 
         self.db.apply_batch(batch)?;
         self.db.flush()?;
-        *next_record = extent.end();
+        writer.next_record = extent.end();
+        for (account, record) in records {
+            writer.newest.insert(account, record.newest);
+        }
         Ok(())
     }
 
     /// The block's history links, two per transfer (the sender's previous entry, then the
     /// recipient's), and the records of every account the block changed or whose history it
     /// extended.
-    fn link_history(&self, write: &CommitWrite<'_>) -> Result<LinkedHistory, StorageError> {
+    ///
+    /// `known` holds newest entries as of the last commit; what it lacks is read from sled and
+    /// added (unchanged by this block, so right whether or not this commit succeeds).
+    fn link_history(
+        &self,
+        write: &CommitWrite<'_>,
+        known: &mut HashMap<PublicKey, Option<HistoryLink>>,
+    ) -> Result<LinkedHistory, StorageError> {
         if write.transfers.len() >= RECEIVED_BIT as usize {
             return Err(StorageError::RecordTooLong {
                 height: write.height,
@@ -348,14 +370,15 @@ impl Storage {
                 height: write.height,
                 position: position as u32,
             };
-            let mut sides = vec![(transfer.sender, Side::Sent)];
-            if transfer.recipient != transfer.sender {
-                sides.push((transfer.recipient, Side::Received));
-            }
-            for (account, side) in &sides {
+            let sides = [
+                Some((transfer.sender, Side::Sent)),
+                (transfer.recipient != transfer.sender)
+                    .then_some((transfer.recipient, Side::Received)),
+            ];
+            for (account, side) in sides.iter().flatten() {
                 let previous = match newest.get(account) {
                     Some(link) => *link,
-                    None => self.record(account)?.and_then(|record| record.newest),
+                    None => self.known_newest(account, known)?,
                 };
                 links.extend_from_slice(&HistoryLink::encode(previous));
                 newest.insert(
@@ -366,7 +389,7 @@ impl Storage {
                     }),
                 );
             }
-            if sides.len() == 1 {
+            if sides[1].is_none() {
                 links.extend_from_slice(&HistoryLink::encode(None));
             }
         }
@@ -375,7 +398,7 @@ impl Storage {
         for (account, state) in &write.accounts {
             let newest = match newest.remove(account) {
                 Some(link) => link,
-                None => self.record(account)?.and_then(|record| record.newest),
+                None => self.known_newest(account, known)?,
             };
             let record = AccountRecord {
                 state: *state,
@@ -396,6 +419,20 @@ impl Storage {
             records.insert(account, AccountRecord { state, newest });
         }
         Ok((links, records))
+    }
+
+    /// The newest history entry of `account` as stored, from `known` or else from sled.
+    fn known_newest(
+        &self,
+        account: &PublicKey,
+        known: &mut HashMap<PublicKey, Option<HistoryLink>>,
+    ) -> Result<Option<HistoryLink>, StorageError> {
+        if let Some(newest) = known.get(account) {
+            return Ok(*newest);
+        }
+        let newest = self.record(account)?.and_then(|record| record.newest);
+        known.insert(*account, newest);
+        Ok(newest)
     }
 
     fn record(&self, account: &PublicKey) -> Result<Option<AccountRecord>, StorageError> {
@@ -794,7 +831,7 @@ mod tests {
             let storage = Storage::open(dir.path(), 1 << 20).unwrap();
             storage.commit(&write(1, b"one")).unwrap();
             // A crash after the file write and before sled's batch leaves this behind.
-            let end = *storage.next_record.lock().unwrap();
+            let end = storage.writer.lock().unwrap().next_record;
             storage.blocks.write(end, 2, b"lost", b"lost", b"").unwrap();
             end
         };
