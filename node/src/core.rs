@@ -638,13 +638,10 @@ impl Core {
     }
 
     fn persist(&mut self, state: &SafetyState<ChainBlock>) -> Result<(), HaltError> {
-        let bytes = postcard::to_stdvec(state).expect("a safety state serialises");
-        self.storage
-            .save_safety(&bytes)
-            .map_err(|source| HaltError::Storage {
-                height: state.height,
-                source,
-            })
+        crate::safety::save(&self.storage, state).map_err(|source| HaltError::Storage {
+            height: state.height,
+            source,
+        })
     }
 
     async fn broadcast(&mut self, message: &SignedMessage<ChainBlock>) {

@@ -10,6 +10,7 @@
 //! The running node:
 //! - [`core`]: the one task that owns the ledger, the mempool and the consensus machine.
 //! - [`storage`]: the sled database, the only module that touches sled.
+//! - [`safety`]: the consensus safety state as stored, each block it names once.
 //! - [`network`]: the libp2p swarm: gossip, block sync requests, peer redial.
 //! - [`inbound`]: verdicts on gossip and answers to peers' sync requests.
 //! - [`sync`]: fetching committed blocks from peers that are ahead.
@@ -30,6 +31,7 @@ pub mod keyfile;
 pub mod mempool;
 pub mod network;
 pub mod run;
+pub mod safety;
 pub mod sigcache;
 pub mod storage;
 pub mod sync;

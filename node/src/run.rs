@@ -34,6 +34,7 @@ use crate::evidence::SharedEvidence;
 use crate::inbound::Inbound;
 use crate::keyfile::{self, KeyFileError};
 use crate::network::{self, Command, NetworkConfig, NetworkError, Topic};
+use crate::safety;
 use crate::sigcache::SignatureCache;
 use crate::storage::{Storage, StorageError};
 use crate::sync::Sync;
@@ -344,11 +345,10 @@ fn api_config(config: &Config) -> ApiConfig {
 }
 
 fn load_safety(storage: &Storage) -> Result<Option<SafetyState<ChainBlock>>, RunError> {
-    match storage.load_safety()? {
-        None => Ok(None),
-        Some(bytes) => postcard::from_bytes(&bytes)
-            .map(Some)
-            .map_err(|_| RunError::Halt(HaltError::CorruptSafetyState)),
+    match safety::load(storage) {
+        Ok(state) => Ok(state),
+        Err(safety::LoadError::Storage(error)) => Err(error.into()),
+        Err(safety::LoadError::Safety(_)) => Err(RunError::Halt(HaltError::CorruptSafetyState)),
     }
 }
 

@@ -10,6 +10,7 @@
 //! ```text
 //! m layout                      the layout's version, one byte
 //! m safety                      the consensus safety state (flushed before any vote leaves)
+//! p BLOCK_HASH                  a block the safety state names (see `crate::safety`)
 //! m height                      last committed height, u64 big-endian
 //! b HEIGHT                      where the block's record is in the block file (offset, length)
 //! h BLOCK_HASH                  HEIGHT of the block with that hash
@@ -36,7 +37,7 @@
 
 mod block_file;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -48,6 +49,7 @@ const BLOCK: u8 = b'b';
 const BLOCK_HASH: u8 = b'h';
 const ACCOUNT: u8 = b'a';
 const TRANSFER: u8 = b't';
+const SAFETY_BLOCK: u8 = b'p';
 
 // Meta keys start with `m`, like the other prefixes.
 const META_LAYOUT: &[u8] = b"mlayout";
@@ -166,6 +168,9 @@ pub struct TransferLocation {
     pub position: u32,
 }
 
+/// A stored safety state's bytes, and the blocks stored with it by hash.
+pub type SafetyRecord = (Vec<u8>, HashMap<Hash, Vec<u8>>);
+
 /// A stored block's canonical bytes and its certificate's.
 pub type BlockAndCertificate = (Vec<u8>, Vec<u8>);
 
@@ -239,6 +244,8 @@ pub struct Storage {
     blocks: Arc<BlockFile>,
     /// Held through a whole commit, which also keeps commits one at a time.
     writer: Arc<Mutex<Writer>>,
+    /// The hashes of the blocks stored for the safety state. Held through a whole save.
+    safety_blocks: Arc<Mutex<BTreeSet<Hash>>>,
 }
 
 /// What commits keep between them.
@@ -274,7 +281,17 @@ impl Storage {
                 .end(),
         };
         let blocks = BlockFile::open(path, committed_end)?;
+
+        let mut safety_blocks = BTreeSet::new();
+        for entry in db.scan_prefix([SAFETY_BLOCK]) {
+            let (key, _) = entry?;
+            let hash: [u8; 32] = key[1..].try_into().map_err(|_| StorageError::Corrupt {
+                key: "p block".into(),
+            })?;
+            safety_blocks.insert(Hash(hash));
+        }
         Ok(Storage {
+            safety_blocks: Arc::new(Mutex::new(safety_blocks)),
             db,
             blocks: Arc::new(blocks),
             writer: Arc::new(Mutex::new(Writer {
@@ -443,15 +460,58 @@ impl Storage {
     }
 
     /// Stores the consensus safety state and flushes. Must return before any vote leaves.
-    pub fn save_safety(&self, bytes: &[u8]) -> Result<(), StorageError> {
-        self.db.insert(META_SAFETY, bytes)?;
+    ///
+    /// `blocks` are the hashes of the blocks the state names: a block not stored yet is
+    /// stored (`encode` gives its bytes), and a stored block no longer named is removed, in
+    /// the same atomic batch as the state.
+    pub fn save_safety(
+        &self,
+        state: &[u8],
+        blocks: &[Hash],
+        encode: impl Fn(&Hash) -> Vec<u8>,
+    ) -> Result<(), StorageError> {
+        let mut stored = self
+            .safety_blocks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let named: BTreeSet<Hash> = blocks.iter().copied().collect();
+
+        let mut batch = sled::Batch::default();
+        batch.insert(META_SAFETY, state);
+        for hash in named.difference(&stored) {
+            batch.insert(key(SAFETY_BLOCK, &[hash.as_bytes()]), encode(hash));
+        }
+        for hash in stored.difference(&named) {
+            batch.remove(key(SAFETY_BLOCK, &[hash.as_bytes()]));
+        }
+        self.db.apply_batch(batch)?;
         self.db.flush()?;
+        *stored = named;
         Ok(())
     }
 
-    /// The last safety state saved, if any.
-    pub fn load_safety(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.db.get(META_SAFETY)?.map(|bytes| bytes.to_vec()))
+    /// The last safety state saved, if any, with the blocks saved with it by hash.
+    pub fn load_safety(&self) -> Result<Option<SafetyRecord>, StorageError> {
+        let Some(state) = self.db.get(META_SAFETY)? else {
+            return Ok(None);
+        };
+        let mut blocks = HashMap::new();
+        for entry in self.db.scan_prefix([SAFETY_BLOCK]) {
+            let (key, value) = entry?;
+            let hash: [u8; 32] = key[1..].try_into().map_err(|_| StorageError::Corrupt {
+                key: "p block".into(),
+            })?;
+            blocks.insert(Hash(hash), value.to_vec());
+        }
+        Ok(Some((state.to_vec(), blocks)))
+    }
+
+    /// How many blocks are stored for the safety state.
+    pub fn safety_blocks(&self) -> usize {
+        self.safety_blocks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
     }
 
     /// The stored bytes of the block at `height`.
@@ -668,7 +728,10 @@ mod tests {
             assert_eq!(storage.last_height().unwrap(), None);
             storage.commit(&write(1, b"block one")).unwrap();
             storage.commit(&write(2, b"block two")).unwrap();
-            storage.save_safety(b"safety").unwrap();
+            let encode = |hash: &Hash| hash.as_bytes().to_vec();
+            storage
+                .save_safety(b"safety", &[Hash::digest(b"x")], encode)
+                .unwrap();
         }
 
         let storage = Storage::open(dir.path(), 1 << 20).unwrap();
@@ -685,10 +748,11 @@ mod tests {
             storage.height_of(&Hash::digest(b"block one")).unwrap(),
             Some(1)
         );
-        assert_eq!(
-            storage.load_safety().unwrap().as_deref(),
-            Some(&b"safety"[..])
-        );
+        let (state, blocks) = storage.load_safety().unwrap().unwrap();
+        assert_eq!(state, b"safety");
+        let x = Hash::digest(b"x");
+        assert_eq!(blocks, HashMap::from([(x, x.as_bytes().to_vec())]));
+        assert_eq!(storage.safety_blocks(), 1);
 
         let sender = storage.account(&account(1)).unwrap().unwrap();
         assert_eq!(
