@@ -5,7 +5,7 @@
 //! before every message the validator signs, several times a height. Written whole, that was
 //! most of what a node wrote to disk, several times the chain itself, and sled held on to it.
 //! Here the state refers to blocks by hash, and [`Storage::save_safety`] writes a block only
-//! the first time the state names it.
+//! when the state first names it, to a small file of its own beside sled.
 
 use std::collections::BTreeMap;
 

@@ -10,7 +10,6 @@
 //! ```text
 //! m layout                      the layout's version, one byte
 //! m safety                      the consensus safety state (flushed before any vote leaves)
-//! p BLOCK_HASH                  a block the safety state names (see `crate::safety`)
 //! m height                      last committed height, u64 big-endian
 //! b HEIGHT                      where the block's record is in the block file (offset, length)
 //! h BLOCK_HASH                  HEIGHT of the block with that hash
@@ -36,6 +35,7 @@
 //! protocol types' evolution and this module easy to test on its own.
 
 mod block_file;
+mod safety_blocks;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -49,7 +49,6 @@ const BLOCK: u8 = b'b';
 const BLOCK_HASH: u8 = b'h';
 const ACCOUNT: u8 = b'a';
 const TRANSFER: u8 = b't';
-const SAFETY_BLOCK: u8 = b'p';
 
 // Meta keys start with `m`, like the other prefixes.
 const META_LAYOUT: &[u8] = b"mlayout";
@@ -244,8 +243,9 @@ pub struct Storage {
     blocks: Arc<BlockFile>,
     /// Held through a whole commit, which also keeps commits one at a time.
     writer: Arc<Mutex<Writer>>,
-    /// The hashes of the blocks stored for the safety state. Held through a whole save.
-    safety_blocks: Arc<Mutex<BTreeSet<Hash>>>,
+    /// The blocks stored for the safety state ([`safety_blocks`]). Held through a whole save.
+    safety_blocks: Arc<Mutex<safety_blocks::Blocks>>,
+    dir: PathBuf,
 }
 
 /// What commits keep between them.
@@ -282,16 +282,10 @@ impl Storage {
         };
         let blocks = BlockFile::open(path, committed_end)?;
 
-        let mut safety_blocks = BTreeSet::new();
-        for entry in db.scan_prefix([SAFETY_BLOCK]) {
-            let (key, _) = entry?;
-            let hash: [u8; 32] = key[1..].try_into().map_err(|_| StorageError::Corrupt {
-                key: "p block".into(),
-            })?;
-            safety_blocks.insert(Hash(hash));
-        }
+        let safety_blocks = safety_blocks::read(path)?;
         Ok(Storage {
             safety_blocks: Arc::new(Mutex::new(safety_blocks)),
+            dir: path.to_owned(),
             db,
             blocks: Arc::new(blocks),
             writer: Arc::new(Mutex::new(Writer {
@@ -461,9 +455,9 @@ impl Storage {
 
     /// Stores the consensus safety state and flushes. Must return before any vote leaves.
     ///
-    /// `blocks` are the hashes of the blocks the state names: a block not stored yet is
-    /// stored (`encode` gives its bytes), and a stored block no longer named is removed, in
-    /// the same atomic batch as the state.
+    /// `blocks` are the hashes of the blocks the state names; `encode` gives the bytes of one
+    /// not stored yet. They go to their own file first (with those the previous state named,
+    /// so either state finds its blocks after a crash), then the state to sled.
     pub fn save_safety(
         &self,
         state: &[u8],
@@ -476,17 +470,20 @@ impl Storage {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let named: BTreeSet<Hash> = blocks.iter().copied().collect();
 
-        let mut batch = sled::Batch::default();
-        batch.insert(META_SAFETY, state);
-        for hash in named.difference(&stored) {
-            batch.insert(key(SAFETY_BLOCK, &[hash.as_bytes()]), encode(hash));
+        if !named.iter().eq(stored.keys()) {
+            let mut both = stored.clone();
+            for hash in &named {
+                if !both.contains_key(hash) {
+                    both.insert(*hash, encode(hash));
+                }
+            }
+            safety_blocks::write(&self.dir, &both)?;
+            both.retain(|hash, _| named.contains(hash));
+            *stored = both;
         }
-        for hash in stored.difference(&named) {
-            batch.remove(key(SAFETY_BLOCK, &[hash.as_bytes()]));
-        }
-        self.db.apply_batch(batch)?;
+
+        self.db.insert(META_SAFETY, state)?;
         self.db.flush()?;
-        *stored = named;
         Ok(())
     }
 
@@ -495,14 +492,13 @@ impl Storage {
         let Some(state) = self.db.get(META_SAFETY)? else {
             return Ok(None);
         };
-        let mut blocks = HashMap::new();
-        for entry in self.db.scan_prefix([SAFETY_BLOCK]) {
-            let (key, value) = entry?;
-            let hash: [u8; 32] = key[1..].try_into().map_err(|_| StorageError::Corrupt {
-                key: "p block".into(),
-            })?;
-            blocks.insert(Hash(hash), value.to_vec());
-        }
+        let blocks = self
+            .safety_blocks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|(hash, bytes)| (*hash, bytes.clone()))
+            .collect();
         Ok(Some((state.to_vec(), blocks)))
     }
 
