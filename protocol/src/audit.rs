@@ -392,9 +392,9 @@ impl Auditor {
                 got: verdict.transfers.len(),
             });
         }
-        let (next, effects) = self
+        let replayed = self
             .ledger
-            .preview_block_with_signatures(&block.transfers, &verdict.transfers)
+            .replay_block_with_signatures(&block.transfers, &verdict.transfers)
             .map_err(|(index, rejection)| {
                 let id = block.transfers[index].id();
                 match rejection {
@@ -406,21 +406,16 @@ impl Auditor {
                     },
                 }
             })?;
-        if block.header.state_root != effects.state_root {
+        if block.header.state_root != replayed.state_root {
             return Err(AuditFailure::StateRootMismatch {
-                computed: effects.state_root,
+                computed: replayed.state_root,
                 got: block.header.state_root,
             });
         }
 
         // Only the accounts the block wrote can have changed, so comparing their totals
         // before and after checks conservation without summing every account.
-        let before: u128 = (effects.changed.keys())
-            .map(|owner| u128::from(self.ledger.account(owner).balance))
-            .sum();
-        let after: u128 = (effects.changed.values())
-            .map(|account| u128::from(account.balance))
-            .sum();
+        let (before, after) = (replayed.written_before, replayed.written_after);
         if before != after {
             let expected = self.genesis.total_supply();
             // `before` is part of a total that was the genesis supply, so this cannot go
@@ -429,7 +424,7 @@ impl Auditor {
             return Err(AuditFailure::SupplyNotConserved { expected, got });
         }
 
-        self.ledger = next;
+        self.ledger = replayed.ledger;
         self.tip = Some(block.header.clone());
         self.blocks += 1;
         self.transfers += block.transfers.len() as u64;
