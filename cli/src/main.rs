@@ -24,7 +24,6 @@ mod stream;
 mod target;
 mod transfer;
 mod tx;
-mod verify;
 
 use std::process::ExitCode;
 

@@ -17,18 +17,24 @@
 //!
 //! Signatures cost far more than everything else, so the auditor does not check them itself:
 //! the caller computes a [`SignatureVerdict`] for each block (see [`SignatureVerdict::compute`])
-//! on as many threads as it likes and hands it over with the block. Everything else is
-//! checked here, in order, on one thread.
+//! on as many threads as it likes and hands it over with the block. [`prepare_blocks`] goes
+//! further for a caller that pipelines: it computes everything about a block that does not
+//! depend on the chain before it (verdicts, block hash, size, transfers root), encoding each
+//! transfer once, so that [`Auditor::check_prepared`] is left with the in-order checks and
+//! the replay. Either way the checks, their order and their outcome are the same.
 
 use crate::batch::verify_batch;
 use crate::block::{BLOCK_VERSION, BlockHeader};
 use crate::chain_log::CertifiedBlock;
 use crate::consensus::{CertificateError, ValidatorSet, ValidatorSetError};
+use crate::encoding::{self, varint_len};
 use crate::genesis::{Genesis, GenesisError};
 use crate::hash::Hash;
-use crate::keys::{BadSignature, PublicKey};
+use crate::keys::{BadSignature, PublicKey, Signature};
 use crate::ledger::{Ledger, Rejection};
-use crate::merkle::transfers_root;
+use crate::merkle::{root_of_leaves, transfer_leaf, transfers_root};
+use crate::transfer::TRANSFER_DOMAIN_TAG;
+use crate::verification::{SignedMessage, verify_many};
 
 /// The outcome of every signature check of one block, computed by the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +59,94 @@ impl SignatureVerdict {
             transfers: verify_batch(&refs),
         }
     }
+}
+
+/// A block with everything about it that does not depend on the chain before it: its hash,
+/// its size, its transfers root and every signature's verdict. [`prepare_blocks`] computes
+/// these on whatever thread calls it, so that many blocks can be prepared at once while
+/// [`Auditor::check_prepared`] does the in-order checks on another.
+#[derive(Clone, Debug)]
+pub struct PreparedBlock {
+    certified: CertifiedBlock,
+    hash: Hash,
+    encoded_len: usize,
+    transfers_root: Hash,
+    verdict: SignatureVerdict,
+}
+
+impl PreparedBlock {
+    /// The block and its certificate.
+    pub fn certified(&self) -> &CertifiedBlock {
+        &self.certified
+    }
+
+    /// Every signature's outcome.
+    pub fn verdict(&self) -> &SignatureVerdict {
+        &self.verdict
+    }
+}
+
+/// Prepares `blocks` for [`Auditor::check_prepared`], in order. Each transfer's body is
+/// encoded once, and those bytes serve its signature check and its transfers-root leaf; the
+/// signatures of all the blocks are verified as one batch, which gives each the outcome it
+/// would have alone (see [`crate::batch`]).
+pub fn prepare_blocks(
+    blocks: Vec<CertifiedBlock>,
+    network_id: &Hash,
+    validators: &ValidatorSet,
+) -> Vec<PreparedBlock> {
+    let transfers = blocks
+        .iter()
+        .flat_map(|certified| &certified.block.transfers);
+    let signing_bytes: Vec<Vec<u8>> = transfers.clone().map(|t| t.signing_bytes()).collect();
+    let messages: Vec<SignedMessage<'_>> = transfers
+        .zip(&signing_bytes)
+        .map(|(signed, message)| SignedMessage {
+            key: &signed.transfer.sender,
+            signature: &signed.signature,
+            message,
+        })
+        .collect();
+    let mut outcomes = verify_many(&messages).into_iter();
+    let mut leaves = messages
+        .iter()
+        .map(|message| transfer_leaf(message.message, message.signature));
+
+    let mut lengths = signing_bytes.iter().map(|bytes| wire_len(bytes));
+    let mut prepared = Vec::with_capacity(blocks.len());
+    for certified in &blocks {
+        let count = certified.block.transfers.len();
+        let block_leaves: Vec<Hash> = leaves.by_ref().take(count).collect();
+        // The block's length from its parts, so its transfers are not walked again.
+        let encoded_len = encoding::encoded_len(&certified.block.header)
+            + varint_len(count as u64)
+            + lengths.by_ref().take(count).sum::<usize>();
+        prepared.push((
+            certified.block.hash(),
+            encoded_len,
+            root_of_leaves(&block_leaves),
+            SignatureVerdict {
+                certificate: certified.certificate.verify(network_id, validators),
+                transfers: outcomes.by_ref().take(count).collect(),
+            },
+        ));
+    }
+    (blocks.into_iter().zip(prepared))
+        .map(
+            |(certified, (hash, encoded_len, transfers_root, verdict))| PreparedBlock {
+                certified,
+                hash,
+                encoded_len,
+                transfers_root,
+                verdict,
+            },
+        )
+        .collect()
+}
+
+/// A signed transfer's wire length from its signing bytes: the body, then the signature.
+fn wire_len(signing_bytes: &[u8]) -> usize {
+    signing_bytes.len() - TRANSFER_DOMAIN_TAG.len() + size_of::<Signature>()
 }
 
 /// Why an auditor cannot be built from a genesis.
@@ -257,13 +351,23 @@ pub struct AuditSummary {
     pub head: Option<Hash>,
 }
 
+/// One block and what was computed about it, however it was computed.
+struct Parts<'a> {
+    certified: &'a CertifiedBlock,
+    hash: Hash,
+    encoded_len: usize,
+    transfers_root: Hash,
+    verdict: &'a SignatureVerdict,
+}
+
 /// Checks certified blocks one after another from genesis; see the module documentation.
 pub struct Auditor {
     genesis: Genesis,
     network_id: Hash,
     validators: ValidatorSet,
     ledger: Ledger,
-    tip: Option<BlockHeader>,
+    /// The last verified block's header and hash.
+    tip: Option<(BlockHeader, Hash)>,
     blocks: u64,
     transfers: u64,
 }
@@ -303,7 +407,7 @@ impl Auditor {
 
     /// The height the next block must have.
     pub fn next_height(&self) -> u64 {
-        self.tip.as_ref().map_or(1, |tip| tip.height + 1)
+        self.tip.as_ref().map_or(1, |(tip, _)| tip.height + 1)
     }
 
     /// The ledger after the last verified block.
@@ -318,14 +422,38 @@ impl Auditor {
         certified: &CertifiedBlock,
         verdict: &SignatureVerdict,
     ) -> Result<(), AuditError> {
+        let parts = Parts {
+            certified,
+            hash: certified.block.hash(),
+            encoded_len: certified.block.encoded_len(),
+            transfers_root: transfers_root(&certified.block.transfers),
+            verdict,
+        };
+        self.check_parts(&parts)
+    }
+
+    /// Checks the next block, prepared by [`prepare_blocks`]: the same checks, in the same
+    /// order, with the same outcome as [`Auditor::check`].
+    pub fn check_prepared(&mut self, prepared: &PreparedBlock) -> Result<(), AuditError> {
+        let parts = Parts {
+            certified: &prepared.certified,
+            hash: prepared.hash,
+            encoded_len: prepared.encoded_len,
+            transfers_root: prepared.transfers_root,
+            verdict: &prepared.verdict,
+        };
+        self.check_parts(&parts)
+    }
+
+    fn check_parts(&mut self, parts: &Parts<'_>) -> Result<(), AuditError> {
         let height = self.next_height();
         let failed = |failure| AuditError {
             height,
             failure: Box::new(failure),
         };
-        self.check_height(certified.block.header.height)
+        self.check_height(parts.certified.block.header.height)
             .map_err(failed)?;
-        self.apply(certified, verdict).map_err(failed)
+        self.apply(parts).map_err(failed)
     }
 
     /// Checks the next block, verifying its signatures on the calling thread.
@@ -342,8 +470,8 @@ impl Auditor {
             accounts: self.ledger.account_count(),
             state_root: self.ledger.state_root(),
             total_supply: self.ledger.total_supply(),
-            height: self.tip.as_ref().map_or(0, |tip| tip.height),
-            head: self.tip.as_ref().map(BlockHeader::hash),
+            height: self.tip.as_ref().map_or(0, |(tip, _)| tip.height),
+            head: self.tip.as_ref().map(|(_, hash)| *hash),
         }
     }
 
@@ -375,15 +503,11 @@ impl Auditor {
         Ok(())
     }
 
-    fn apply(
-        &mut self,
-        certified: &CertifiedBlock,
-        verdict: &SignatureVerdict,
-    ) -> Result<(), AuditFailure> {
-        let block = &certified.block;
+    fn apply(&mut self, parts: &Parts<'_>) -> Result<(), AuditFailure> {
+        let (block, verdict) = (&parts.certified.block, parts.verdict);
         self.check_header(&block.header)?;
-        self.check_certificate(certified, verdict)?;
-        self.check_contents(certified)?;
+        self.check_certificate(parts)?;
+        self.check_contents(parts)?;
 
         // Replay from the state this auditor computed itself, never a state it was given.
         if verdict.transfers.len() != block.transfers.len() {
@@ -392,9 +516,9 @@ impl Auditor {
                 got: verdict.transfers.len(),
             });
         }
-        let (next, effects) = self
+        let replayed = self
             .ledger
-            .preview_block_with_signatures(&block.transfers, &verdict.transfers)
+            .replay_block_with_signatures(&block.transfers, &verdict.transfers)
             .map_err(|(index, rejection)| {
                 let id = block.transfers[index].id();
                 match rejection {
@@ -406,21 +530,16 @@ impl Auditor {
                     },
                 }
             })?;
-        if block.header.state_root != effects.state_root {
+        if block.header.state_root != replayed.state_root {
             return Err(AuditFailure::StateRootMismatch {
-                computed: effects.state_root,
+                computed: replayed.state_root,
                 got: block.header.state_root,
             });
         }
 
         // Only the accounts the block wrote can have changed, so comparing their totals
         // before and after checks conservation without summing every account.
-        let before: u128 = (effects.changed.keys())
-            .map(|owner| u128::from(self.ledger.account(owner).balance))
-            .sum();
-        let after: u128 = (effects.changed.values())
-            .map(|account| u128::from(account.balance))
-            .sum();
+        let (before, after) = (replayed.written_before, replayed.written_after);
         if before != after {
             let expected = self.genesis.total_supply();
             // `before` is part of a total that was the genesis supply, so this cannot go
@@ -429,8 +548,8 @@ impl Auditor {
             return Err(AuditFailure::SupplyNotConserved { expected, got });
         }
 
-        self.ledger = next;
-        self.tip = Some(block.header.clone());
+        self.ledger = replayed.ledger;
+        self.tip = Some((block.header.clone(), parts.hash));
         self.blocks += 1;
         self.transfers += block.transfers.len() as u64;
         Ok(())
@@ -446,7 +565,7 @@ impl Auditor {
                 got: header.network_id,
             });
         }
-        let expected_parent = self.tip.as_ref().map_or(Hash::ZERO, BlockHeader::hash);
+        let expected_parent = self.tip.as_ref().map_or(Hash::ZERO, |(_, hash)| *hash);
         if header.parent != expected_parent {
             return Err(AuditFailure::ParentMismatch {
                 expected: expected_parent,
@@ -456,7 +575,7 @@ impl Auditor {
         if self.validators.position(&header.proposer).is_none() {
             return Err(AuditFailure::UnknownProposer(header.proposer));
         }
-        if let Some(parent) = &self.tip
+        if let Some((parent, _)) = &self.tip
             && header.timestamp_ms <= parent.timestamp_ms
         {
             return Err(AuditFailure::TimestampNotIncreasing {
@@ -467,18 +586,15 @@ impl Auditor {
         Ok(())
     }
 
-    fn check_certificate(
-        &self,
-        certified: &CertifiedBlock,
-        verdict: &SignatureVerdict,
-    ) -> Result<(), AuditFailure> {
+    fn check_certificate(&self, parts: &Parts<'_>) -> Result<(), AuditFailure> {
+        let (certified, verdict) = (parts.certified, parts.verdict);
         let certificate = &certified.certificate;
         if certificate.height != certified.block.header.height {
             return Err(AuditFailure::CertificateHeight {
                 got: certificate.height,
             });
         }
-        let block = certified.block.hash();
+        let block = parts.hash;
         if certificate.block_hash != block {
             return Err(AuditFailure::CertificateBlock {
                 certified: certificate.block_hash,
@@ -491,19 +607,19 @@ impl Auditor {
             .map_err(AuditFailure::Certificate)
     }
 
-    fn check_contents(&self, certified: &CertifiedBlock) -> Result<(), AuditFailure> {
-        let block = &certified.block;
+    fn check_contents(&self, parts: &Parts<'_>) -> Result<(), AuditFailure> {
+        let block = &parts.certified.block;
         let max = self.genesis.max_block_transfers;
         if block.transfers.len() > max as usize {
             let got = block.transfers.len();
             return Err(AuditFailure::TooManyTransfers { max, got });
         }
         let max = self.genesis.max_block_bytes;
-        let got = block.encoded_len();
+        let got = parts.encoded_len;
         if got > max as usize {
             return Err(AuditFailure::TooManyBytes { max, got });
         }
-        let computed = transfers_root(&block.transfers);
+        let computed = parts.transfers_root;
         if block.header.transfers_root != computed {
             return Err(AuditFailure::TransfersRootMismatch {
                 computed,
@@ -511,5 +627,82 @@ impl Auditor {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::CommitCertificate;
+    use crate::genesis::tests::sample;
+    use crate::keys::SecretKey;
+    use crate::transfer::{SignedTransfer, Transfer};
+
+    #[test]
+    fn prepared_parts_equal_the_block_own() {
+        let genesis = sample();
+        let network = genesis.network_id();
+        let sender = SecretKey::from_seed(&[1; 32]);
+        let receiver = SecretKey::from_seed(&[3; 32]).public_key();
+        // Memos across the one- and two-byte length prefixes, and sequences across varint
+        // widths, so every length in the block's encoding is exercised.
+        let transfers: Vec<SignedTransfer> = [0usize, 1, 127, 128, 140]
+            .iter()
+            .zip([1u64, 127, 128, 300, 70_000])
+            .map(|(&memo, sequence)| {
+                let body = Transfer::new(
+                    network,
+                    sender.public_key(),
+                    receiver,
+                    5,
+                    1,
+                    sequence,
+                    "m".repeat(memo),
+                );
+                SignedTransfer::sign(body, &sender)
+            })
+            .collect();
+        let header = BlockHeader {
+            version: BLOCK_VERSION,
+            network_id: network,
+            height: 1,
+            parent: Hash::ZERO,
+            proposer: genesis.validators[0].key,
+            timestamp_ms: 1,
+            transfers_root: Hash::ZERO,
+            state_root: Hash::ZERO,
+        };
+        let empty = crate::block::Block {
+            header: header.clone(),
+            transfers: Vec::new(),
+        };
+        let full = crate::block::Block { header, transfers };
+        let certificate = CommitCertificate {
+            height: 1,
+            round: 0,
+            block_hash: Hash::ZERO,
+            signatures: Vec::new(),
+        };
+        let blocks: Vec<CertifiedBlock> = [empty, full]
+            .into_iter()
+            .map(|block| CertifiedBlock {
+                block,
+                certificate: certificate.clone(),
+            })
+            .collect();
+
+        let validators = ValidatorSet::new(vec![genesis.validators[0].key]).expect("one");
+        let prepared = prepare_blocks(blocks.clone(), &network, &validators);
+        for (prepared, certified) in prepared.iter().zip(&blocks) {
+            assert_eq!(prepared.certified(), certified);
+            assert_eq!(prepared.hash, certified.block.hash());
+            assert_eq!(prepared.encoded_len, certified.block.encoded_len());
+            assert_eq!(
+                prepared.transfers_root,
+                transfers_root(&certified.block.transfers)
+            );
+            let alone = SignatureVerdict::compute(certified, &network, &validators);
+            assert_eq!(prepared.verdict(), &alone);
+        }
     }
 }

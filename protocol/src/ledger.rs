@@ -10,7 +10,7 @@
 //! An account, once created, is never pruned, even at zero balance: pruning would reset its
 //! sequence number and let old transfers be replayed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -240,8 +240,63 @@ enum SignatureCheck {
 
 /// The new values of the accounts one transfer writes, computed but not yet written.
 struct Staged {
-    id: Hash,
     writes: Vec<(PublicKey, Account)>,
+    /// The value each write replaces, in the same order.
+    before: [Account; 3],
+}
+
+/// The accounts a block has written so far, over the ledger before it: each one's value
+/// before the block and its latest. A block's transfers read through it and its tree is
+/// written once at the end, so each inner node on the changed paths is hashed once per block
+/// instead of once per write.
+struct Overlay<'a> {
+    base: &'a Ledger,
+    written: BTreeMap<PublicKey, (Account, Account)>,
+}
+
+impl Overlay<'_> {
+    fn write(&mut self, staged: &Staged) {
+        for ((owner, account), before) in staged.writes.iter().zip(staged.before) {
+            self.written
+                .entry(*owner)
+                .and_modify(|(_, latest)| *latest = *account)
+                .or_insert((before, *account));
+        }
+    }
+}
+
+/// Where staging a transfer reads accounts from.
+trait Accounts {
+    fn read(&self, owner: &PublicKey) -> Account;
+}
+
+impl Accounts for Ledger {
+    fn read(&self, owner: &PublicKey) -> Account {
+        self.account(owner)
+    }
+}
+
+impl Accounts for Overlay<'_> {
+    fn read(&self, owner: &PublicKey) -> Account {
+        match self.written.get(owner) {
+            Some((_, latest)) => *latest,
+            None => self.base.account(owner),
+        }
+    }
+}
+
+/// A block replayed by [`Ledger::replay_block_with_signatures`].
+#[derive(Clone, Debug)]
+pub struct Replayed {
+    /// The ledger after the block.
+    pub ledger: Ledger,
+    /// Its state root.
+    pub state_root: Hash,
+    /// The balances of the accounts the block wrote, added up before the block.
+    pub written_before: u128,
+    /// The same accounts' balances added up after it; equal to `written_before` whenever the
+    /// ledger rules hold.
+    pub written_after: u128,
 }
 
 /// Every account and the state tree over them, for one network.
@@ -254,10 +309,6 @@ pub struct Ledger {
     fee_account: PublicKey,
     supply: u64,
     tree: StateTree,
-    /// Accounts written by the block being applied and not yet in the tree: a block's writes
-    /// go into the tree at once at its end (see [`StateTree::insert_many`]). Empty outside
-    /// [`Ledger::preview`], so every other reader sees the tree alone.
-    unsettled: HashMap<PublicKey, Account>,
 }
 
 impl Ledger {
@@ -312,7 +363,6 @@ impl Ledger {
             fee_account: genesis.fee_account,
             supply: genesis.total_supply(),
             tree,
-            unsettled: HashMap::new(),
         }
     }
 
@@ -333,15 +383,12 @@ impl Ledger {
 
     /// `owner`'s account; the fresh account (balance 0, next sequence 1) if never written.
     pub fn account(&self, owner: &PublicKey) -> Account {
-        if let Some(account) = self.unsettled.get(owner) {
-            return *account;
-        }
         self.tree.get(owner).unwrap_or_default()
     }
 
     /// Whether `owner`'s account was ever written.
     pub fn contains(&self, owner: &PublicKey) -> bool {
-        self.unsettled.contains_key(owner) || self.tree.get(owner).is_some()
+        self.tree.get(owner).is_some()
     }
 
     /// The number of accounts ever written.
@@ -380,26 +427,26 @@ impl Ledger {
 
     /// Checks whether `signed` would apply now, signature included, changing nothing.
     pub fn check(&self, signed: &SignedTransfer) -> Result<Hash, Rejection> {
-        self.stage(signed, SignatureCheck::Verify)
-            .map(|staged| staged.id)
+        self.stage(self, signed, SignatureCheck::Verify)?;
+        Ok(signed.id())
     }
 
     /// Like [`Ledger::check`], for a transfer whose signature is already verified.
     pub fn check_verified(&self, verified: &VerifiedTransfer) -> Result<Hash, Rejection> {
-        self.stage(verified, SignatureCheck::Known(Ok(())))
-            .map(|staged| staged.id)
+        self.stage(self, verified, SignatureCheck::Known(Ok(())))?;
+        Ok(verified.id())
     }
 
     /// Applies `signed`, signature included. On a rejection nothing changed.
     pub fn apply(&mut self, signed: &SignedTransfer) -> Result<Applied, Rejection> {
-        let staged = self.stage(signed, SignatureCheck::Verify)?;
-        Ok(self.write(staged, Settle::Now))
+        let staged = self.stage(self, signed, SignatureCheck::Verify)?;
+        Ok(self.write(signed, staged))
     }
 
     /// Applies a transfer whose signature is already verified. On a rejection nothing changed.
     pub fn apply_verified(&mut self, verified: &VerifiedTransfer) -> Result<Applied, Rejection> {
-        let staged = self.stage(verified, SignatureCheck::Known(Ok(())))?;
-        Ok(self.write(staged, Settle::Now))
+        let staged = self.stage(self, verified, SignatureCheck::Known(Ok(())))?;
+        Ok(self.write(verified, staged))
     }
 
     /// Applies every transfer in order, or none: on the first rejection, returns its index
@@ -465,27 +512,90 @@ impl Ledger {
         self.preview(signed.zip(std::iter::repeat(SignatureCheck::Known(Ok(())))))
     }
 
+    /// Like [`Ledger::preview_block_with_signatures`] for a caller that needs only the
+    /// resulting state, as an auditor replaying a chain does: no per-transfer record is
+    /// made, so no transfer id is computed. The same transfers are rejected at the same
+    /// index with the same [`Rejection`].
+    ///
+    /// # Panics
+    ///
+    /// If `signatures` does not hold exactly one outcome per transfer.
+    pub fn replay_block_with_signatures(
+        &self,
+        transfers: &[SignedTransfer],
+        signatures: &[Result<(), BadSignature>],
+    ) -> Result<Replayed, (usize, Rejection)> {
+        assert_eq!(
+            transfers.len(),
+            signatures.len(),
+            "one signature outcome per transfer"
+        );
+        let checks = signatures.iter().copied().map(SignatureCheck::Known);
+        let overlay = self.stage_block(transfers.iter().zip(checks), |_, _| {})?;
+        let (mut written_before, mut written_after) = (0u128, 0u128);
+        for (before, after) in overlay.written.values() {
+            written_before += u128::from(before.balance);
+            written_after += u128::from(after.balance);
+        }
+        let mut ledger = self.clone();
+        ledger
+            .tree
+            .insert_many((overlay.written.into_iter()).map(|(owner, (_, after))| (owner, after)));
+        Ok(Replayed {
+            state_root: ledger.state_root(),
+            ledger,
+            written_before,
+            written_after,
+        })
+    }
+
     fn preview<'a>(
         &self,
         transfers: impl Iterator<Item = (&'a SignedTransfer, SignatureCheck)>,
     ) -> Result<(Ledger, BlockEffects), (usize, Rejection)> {
-        let mut next = self.clone();
         let mut effects = BlockEffects::default();
-        for (index, (signed, signature)) in transfers.enumerate() {
-            let staged = next
-                .stage(signed, signature)
-                .map_err(|rejection| (index, rejection))?;
-            effects.record(next.write(staged, Settle::AtBlockEnd));
-        }
-        let unsettled = std::mem::take(&mut next.unsettled);
-        next.tree.insert_many(unsettled);
+        let overlay = self.stage_block(transfers, |signed, staged| {
+            effects.applied.push(Applied {
+                id: signed.id(),
+                accounts: staged.writes,
+            });
+        })?;
+        effects.changed = (overlay.written.into_iter())
+            .map(|(owner, (_, after))| (owner, after))
+            .collect();
+        let mut next = self.clone();
+        next.tree
+            .insert_many(effects.changed.iter().map(|(o, a)| (*o, *a)));
         effects.state_root = next.state_root();
         Ok((next, effects))
     }
 
-    /// Phase one: checks every rule on copies and computes the accounts' next values.
+    /// Stages every transfer in order over an overlay of this ledger, calling `applied` for
+    /// each; stops at the first rejection with its index.
+    fn stage_block<'a>(
+        &self,
+        transfers: impl Iterator<Item = (&'a SignedTransfer, SignatureCheck)>,
+        mut applied: impl FnMut(&SignedTransfer, Staged),
+    ) -> Result<Overlay<'_>, (usize, Rejection)> {
+        let mut overlay = Overlay {
+            base: self,
+            written: BTreeMap::new(),
+        };
+        for (index, (signed, signature)) in transfers.enumerate() {
+            let staged = self
+                .stage(&overlay, signed, signature)
+                .map_err(|rejection| (index, rejection))?;
+            overlay.write(&staged);
+            applied(signed, staged);
+        }
+        Ok(overlay)
+    }
+
+    /// Phase one: checks every rule on copies of the accounts, read from `accounts`, and
+    /// computes their next values.
     fn stage(
         &self,
+        accounts: &impl Accounts,
         signed: &SignedTransfer,
         signature: SignatureCheck,
     ) -> Result<Staged, Rejection> {
@@ -493,7 +603,8 @@ impl Ledger {
         let transfer = &signed.transfer;
 
         // Debit a copy of the sender's account and advance its sequence.
-        let mut sender = self.account(&transfer.sender);
+        let sender_before = accounts.read(&transfer.sender);
+        let mut sender = sender_before;
         if transfer.sequence != sender.next_sequence {
             return Err(Rejection::BadSequence {
                 expected: sender.next_sequence,
@@ -516,24 +627,29 @@ impl Ledger {
 
         // Credit the receiver, and the fee account, which may be either party: the fee then
         // lands on that party's copy so the two writes cannot overwrite each other.
-        let mut receiver = self.account(&transfer.receiver);
+        let receiver_before = accounts.read(&transfer.receiver);
+        let mut receiver = receiver_before;
         receiver.balance = credit(receiver.balance, transfer.amount)?;
         let mut writes = Vec::with_capacity(3);
+        let mut before = [sender_before, receiver_before, Account::default()];
         if self.fee_account == transfer.sender {
             sender.balance = credit(sender.balance, transfer.fee)?;
         } else if self.fee_account == transfer.receiver {
             receiver.balance = credit(receiver.balance, transfer.fee)?;
         } else {
-            let mut fees = self.account(&self.fee_account);
+            let mut fees = accounts.read(&self.fee_account);
+            before[2] = fees;
             fees.balance = credit(fees.balance, transfer.fee)?;
             writes.push((self.fee_account, fees));
         }
         writes.insert(0, (transfer.receiver, receiver));
         writes.insert(0, (transfer.sender, sender));
-        Ok(Staged {
-            id: signed.id(),
-            writes,
-        })
+        let staged = Staged { writes, before };
+        if cfg!(debug_assertions) {
+            let (before, after) = staged.totals();
+            assert_eq!(before, after, "a transfer must conserve supply");
+        }
+        Ok(staged)
     }
 
     /// The rules that need no account state, in the order the docs list them. A transfer
@@ -574,44 +690,29 @@ impl Ledger {
     }
 
     /// Phase two: writes the staged values. Nothing here can fail.
-    fn write(&mut self, staged: Staged, settle: Settle) -> Applied {
-        // The staged accounts are distinct, so in debug builds check that their total, and so
-        // the supply, does not change.
-        let total = |ledger: &Ledger| -> u128 {
-            let balances = staged
-                .writes
-                .iter()
-                .map(|(owner, _)| ledger.account(owner).balance);
-            balances.map(u128::from).sum()
-        };
-        let before = cfg!(debug_assertions).then(|| total(self));
-
+    fn write(&mut self, signed: &SignedTransfer, staged: Staged) -> Applied {
         for (owner, account) in &staged.writes {
-            match settle {
-                Settle::Now => self.tree.insert(*owner, *account),
-                Settle::AtBlockEnd => {
-                    self.unsettled.insert(*owner, *account);
-                }
-            }
-        }
-
-        if let Some(before) = before {
-            assert_eq!(before, total(self), "a transfer must conserve supply");
+            self.tree.insert(*owner, *account);
         }
         Applied {
-            id: staged.id,
+            id: signed.id(),
             accounts: staged.writes,
         }
     }
 }
 
-/// When a transfer's writes reach the state tree.
-#[derive(Clone, Copy)]
-enum Settle {
-    /// At once: a transfer applied on its own.
-    Now,
-    /// With the rest of its block's, in one pass over the tree.
-    AtBlockEnd,
+impl Staged {
+    /// The balances of the written accounts, added up before and after the transfer.
+    fn totals(&self) -> (u128, u128) {
+        let balance = |account: &Account| u128::from(account.balance);
+        let before = self.before[..self.writes.len()].iter().map(balance).sum();
+        let after = self
+            .writes
+            .iter()
+            .map(|(_, account)| balance(account))
+            .sum();
+        (before, after)
+    }
 }
 
 impl fmt::Debug for Ledger {
@@ -873,6 +974,73 @@ mod tests {
         assert_eq!(effects.state_root, ledger.state_root());
         assert_eq!(effects.changed.len(), 3);
         assert_eq!(effects.changed[&key(3)].balance, 20);
+    }
+
+    #[test]
+    fn a_block_at_once_equals_its_transfers_one_by_one() {
+        let ledger = ledger();
+        // Accounts written several times, created by the block, and the fee account as
+        // receiver and as sender of the fees it collected.
+        let block = [
+            transfer(&ledger, 1, 3, 100, 1, 1),
+            transfer(&ledger, 3, 200, 50, 1, 1),
+            transfer(&ledger, 2, 1, 7, 2, 1),
+            transfer(&ledger, 200, 4, 30, 1, 1),
+            transfer(&ledger, 1, 3, 5, 1, 2),
+            transfer(&ledger, 4, 1, 29, 1, 1),
+        ];
+        let mut one_by_one = ledger.clone();
+        let applied: Vec<Applied> = (block.iter())
+            .map(|signed| one_by_one.apply(signed).expect("applies"))
+            .collect();
+
+        let (next, effects) = ledger.preview_block(&block).expect("applies");
+        assert_eq!(effects.applied, applied);
+        assert_eq!(effects.state_root, one_by_one.state_root());
+        assert_eq!(next.state_root(), one_by_one.state_root());
+        assert!(next.accounts().eq(one_by_one.accounts()));
+        let changed: BTreeMap<_, _> = applied.iter().flat_map(|a| a.accounts.clone()).collect();
+        assert_eq!(effects.changed, changed);
+
+        let signatures = vec![Ok(()); block.len()];
+        let replayed = (ledger.replay_block_with_signatures(&block, &signatures)).expect("applies");
+        assert_eq!(replayed.state_root, one_by_one.state_root());
+        assert_eq!(replayed.ledger.state_root(), one_by_one.state_root());
+        let before: u128 = changed
+            .keys()
+            .map(|o| u128::from(ledger.account(o).balance))
+            .sum();
+        assert_eq!(replayed.written_before, before);
+        assert_eq!(replayed.written_after, before);
+
+        // A later transfer that fails after earlier writes to its accounts: same index and
+        // rejection either way, and the ledger is left as it was.
+        let mut failing = block.to_vec();
+        failing.push(transfer(&ledger, 3, 1, 54, 1, 2));
+        let mut one_by_one = ledger.clone();
+        let first_failure = (failing.iter().enumerate())
+            .find_map(|(i, signed)| one_by_one.apply(signed).err().map(|r| (i, r)));
+        let expected = Rejection::InsufficientFunds {
+            balance: 54,
+            amount: 54,
+            fee: 1,
+        };
+        assert_eq!(first_failure, Some((6, expected.clone())));
+        assert_eq!(
+            ledger.preview_block(&failing).map(|_| ()),
+            Err((6, expected.clone()))
+        );
+        let signatures = vec![Ok(()); failing.len()];
+        assert_eq!(
+            (ledger.replay_block_with_signatures(&failing, &signatures)).map(|_| ()),
+            Err((6, expected))
+        );
+        let mut signatures = signatures;
+        signatures[4] = Err(BadSignature);
+        assert_eq!(
+            (ledger.replay_block_with_signatures(&failing, &signatures)).map(|_| ()),
+            Err((4, Rejection::BadSignature))
+        );
     }
 
     #[test]

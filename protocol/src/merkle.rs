@@ -17,7 +17,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::hash::Hash;
-use crate::transfer::SignedTransfer;
+use crate::keys::Signature;
+use crate::transfer::{SignedTransfer, TRANSFER_DOMAIN_TAG};
 
 /// The first byte of a leaf's hashed bytes.
 pub const LEAF_TAG: u8 = 0x00;
@@ -58,6 +59,13 @@ pub fn transfer_leaves(transfers: &[SignedTransfer]) -> Vec<Hash> {
         .iter()
         .map(|signed| leaf_hash(&signed.encode()))
         .collect()
+}
+
+/// The leaf of one signed transfer from its signing bytes (the domain tag, then the body),
+/// for a caller that already holds them: the wire bytes are the body, then the signature.
+pub fn transfer_leaf(signing_bytes: &[u8], signature: &Signature) -> Hash {
+    let body = &signing_bytes[TRANSFER_DOMAIN_TAG.len()..];
+    Hash::digest_parts(&[&[LEAF_TAG], body, &signature.0])
 }
 
 /// The largest power of two strictly smaller than `n` (n >= 2).
@@ -166,6 +174,21 @@ mod tests {
 
     fn leaves(n: usize) -> Vec<Hash> {
         (0..n).map(|i| leaf_hash(&i.to_le_bytes())).collect()
+    }
+
+    #[test]
+    fn a_transfer_leaf_from_its_signing_bytes_is_its_wire_leaf() {
+        use crate::keys::SecretKey;
+        use crate::transfer::Transfer;
+
+        let sender = SecretKey::from_seed(&[4; 32]);
+        let receiver = SecretKey::from_seed(&[5; 32]).public_key();
+        let body = Transfer::new(Hash::ZERO, sender.public_key(), receiver, 9, 1, 3, "rent");
+        let signed = SignedTransfer::sign(body, &sender);
+        assert_eq!(
+            transfer_leaf(&signed.signing_bytes(), &signed.signature),
+            leaf_hash(&signed.encode())
+        );
     }
 
     #[test]

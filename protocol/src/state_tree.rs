@@ -266,37 +266,36 @@ impl StateTree {
         }
     }
 
-    /// Writes many accounts at once, creating the leaves that are new. The same tree as
-    /// inserting them one by one (the last value of an owner listed twice wins), but every
-    /// branch above them is rehashed once, not once per account below it: a block of
-    /// transfers touches the top of the tree thousands of times.
+    /// Writes many accounts at once, as [`StateTree::insert`] would one after another (an
+    /// owner listed twice ends with its later value), but hashing each inner node on the
+    /// changed paths once, not once per account: a block's writes share the upper levels.
     pub fn insert_many(&mut self, accounts: impl IntoIterator<Item = (PublicKey, Account)>) {
         let mut leaves: Vec<Node> = accounts
             .into_iter()
             .map(|(owner, account)| {
                 let key = account_key(&owner);
+                let hash = leaf_hash(&key, &account);
                 Node::Leaf(Arc::new(Leaf {
                     key,
                     owner,
                     account,
-                    hash: leaf_hash(&key, &account),
+                    hash,
                 }))
             })
             .collect();
-        // A stable sort keeps an owner's writes in order; keep the last of each.
-        leaves.sort_by(|a, b| a.key().cmp(b.key()));
-        let mut distinct: Vec<Node> = Vec::with_capacity(leaves.len());
-        for leaf in leaves {
-            match distinct.last_mut() {
-                Some(last) if last.key() == leaf.key() => *last = leaf,
-                _ => distinct.push(leaf),
-            }
-        }
-        if distinct.is_empty() {
+        if leaves.is_empty() {
             return;
         }
+        // A stable sort keeps an owner's values in input order; the last of each run wins.
+        leaves.sort_by(|a, b| a.key().cmp(b.key()));
+        leaves.reverse();
+        leaves.dedup_by(|later, earlier| later.key() == earlier.key());
+        leaves.reverse();
 
-        let (root, added) = merge_into(self.root.as_ref(), &distinct);
+        let (root, added) = match &self.root {
+            None => (build_sorted(&leaves), leaves.len()),
+            Some(root) => merge_sorted(root, &leaves),
+        };
         self.root = Some(root);
         self.len += added;
     }
@@ -449,55 +448,79 @@ fn insert_into(node: &Node, leaf: Node) -> (Node, bool) {
     }
 }
 
-/// Puts `leaves` (sorted by key, distinct, not empty) into the subtree `node`; returns the
-/// new subtree and how many accounts were added.
-fn merge_into(node: Option<&Node>, leaves: &[Node]) -> (Node, usize) {
-    let Some(node) = node else {
-        return (build_sorted(leaves), leaves.len());
+/// Writes `leaves` (sorted by key, distinct, not empty) below `node`; returns the new subtree
+/// and the number of accounts added.
+fn merge_sorted(node: &Node, leaves: &[Node]) -> (Node, usize) {
+    if let [leaf] = leaves {
+        let (node, added) = insert_into(node, leaf.clone());
+        return (node, usize::from(added));
+    }
+    let branch = match node {
+        Node::Leaf(existing) => return merge_leaf(node, &existing.key, leaves),
+        Node::Branch(branch) => branch,
     };
-    match node {
-        Node::Leaf(existing) => {
-            let mut merged = leaves.to_vec();
-            match leaves.binary_search_by(|leaf| leaf.key().cmp(&existing.key)) {
-                Ok(_) => (build_sorted(&merged), leaves.len() - 1),
-                Err(at) => {
-                    merged.insert(at, node.clone());
-                    (build_sorted(&merged), leaves.len())
-                }
-            }
-        }
-        Node::Branch(branch) => {
-            let inside = |leaf: &Node| {
-                first_difference(&branch.key, leaf.key()).is_none_or(|at| at >= branch.split)
-            };
-            let (within, outside): (Vec<Node>, Vec<Node>) =
-                leaves.iter().cloned().partition(|leaf| inside(leaf));
+    let (first, last) = (leaves[0].key(), leaves[leaves.len() - 1].key());
+    let inside = |key: &Hash| first_difference(&branch.key, key).is_none_or(|d| d >= branch.split);
 
-            let (mut subtree, mut added) = if within.is_empty() {
-                (node.clone(), 0)
-            } else {
-                let middle = within.partition_point(|leaf| !bit(leaf.key(), branch.split));
-                let (left, right) = within.split_at(middle);
-                let (left, left_added) = match left {
-                    [] => (branch.left.clone(), 0),
-                    left => merge_into(Some(&branch.left), left),
-                };
-                let (right, right_added) = match right {
-                    [] => (branch.right.clone(), 0),
-                    right => merge_into(Some(&branch.right), right),
-                };
-                let subtree = Branch::node(branch.split, branch.key, left, right);
-                (subtree, left_added + right_added)
-            };
+    // Keys with this subtree's prefix form one run of the sorted leaves, so when the first
+    // and the last have it, every leaf has it and the branch keeps its place.
+    if inside(first) && inside(last) {
+        let middle = leaves.partition_point(|leaf| !bit(leaf.key(), branch.split));
+        let (left_leaves, right_leaves) = leaves.split_at(middle);
+        let (left, left_added) = merge_side(&branch.left, left_leaves);
+        let (right, right_added) = merge_side(&branch.right, right_leaves);
+        let node = Branch::node(branch.split, branch.key, left, right);
+        return (node, left_added + right_added);
+    }
 
-            // New keys that leave this subtree's prefix: new branches above it. Only new
-            // accounts do this, so one by one is fine.
-            for leaf in outside {
-                let (next, was_added) = insert_into(&subtree, leaf);
-                subtree = next;
-                added += usize::from(was_added);
-            }
-            (subtree, added)
+    // Some leaves leave the prefix: a new branch goes above this one, where the keys of the
+    // leaves and of this subtree first differ.
+    let split = [
+        first_difference(&branch.key, first),
+        first_difference(&branch.key, last),
+        first_difference(first, last),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .expect("a leaf outside the prefix differs from the branch's key");
+    let middle = leaves.partition_point(|leaf| !bit(leaf.key(), split));
+    let (left_leaves, right_leaves) = leaves.split_at(middle);
+    let (ours, theirs) = if bit(&branch.key, split) {
+        (right_leaves, left_leaves)
+    } else {
+        (left_leaves, right_leaves)
+    };
+    let (merged, added) = merge_side(node, ours);
+    let other = build_sorted(theirs);
+    let node = if bit(&branch.key, split) {
+        Branch::node(split, branch.key, other, merged)
+    } else {
+        Branch::node(split, branch.key, merged, other)
+    };
+    (node, added + theirs.len())
+}
+
+/// [`merge_sorted`], leaving `node` as it is when no leaf goes below it.
+fn merge_side(node: &Node, leaves: &[Node]) -> (Node, usize) {
+    if leaves.is_empty() {
+        (node.clone(), 0)
+    } else {
+        merge_sorted(node, leaves)
+    }
+}
+
+/// Writes `leaves` over the lone leaf `node` at `key`: the subtree over both, in which a leaf
+/// with the same key replaces it.
+fn merge_leaf(node: &Node, key: &Hash, leaves: &[Node]) -> (Node, usize) {
+    match leaves.binary_search_by(|leaf| leaf.key().cmp(key)) {
+        Ok(_) => (build_sorted(leaves), leaves.len() - 1),
+        Err(position) => {
+            let mut all = Vec::with_capacity(leaves.len() + 1);
+            all.extend_from_slice(&leaves[..position]);
+            all.push(node.clone());
+            all.extend_from_slice(&leaves[position..]);
+            (build_sorted(&all), leaves.len())
         }
     }
 }
@@ -782,39 +805,34 @@ mod tests {
     }
 
     #[test]
-    fn many_at_once_equals_one_by_one() {
-        let start: Vec<_> = (0..500)
-            .map(|s| (owner(s), account(u64::from(s))))
-            .collect();
-        let mut one_by_one = StateTree::from_accounts(start.clone()).unwrap();
-        let mut at_once = one_by_one.clone();
-        let mut empty_at_once = StateTree::new();
-
-        // Updates of old accounts, new accounts, and an owner written twice.
-        for round in 0..20u32 {
-            let mut writes: Vec<(PublicKey, Account)> = (0..60)
-                .map(|i| {
-                    let seed = (round * 97 + i * 31) % (500 + round * 10);
-                    (owner(seed), account(u64::from(round * 1000 + i)))
-                })
+    fn many_at_once_equals_one_by_one_inserts() {
+        let mut one_by_one = StateTree::new();
+        let mut at_once = StateTree::new();
+        // Batches that land in an empty tree, beside existing leaves, above and below
+        // existing branches, and rewrite existing accounts, with owners listed twice.
+        let batches: [Vec<u32>; 6] = [
+            vec![1],
+            vec![2, 3, 1],
+            (10..60).collect(),
+            (0..200).step_by(7).chain([5, 5, 61]).collect(),
+            (300..310).collect(),
+            (0..400).rev().step_by(3).collect(),
+        ];
+        for (round, batch) in batches.iter().enumerate() {
+            let writes: Vec<_> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| (owner(s), account(u64::from(s) * 10 + (round + i) as u64)))
                 .collect();
-            writes.push((owner(7), account(1)));
-            writes.push((owner(7), account(u64::from(round) + 2)));
             for (owner, account) in &writes {
                 one_by_one.insert(*owner, *account);
             }
-            at_once.insert_many(writes.clone());
-            empty_at_once.insert_many(writes);
-            assert_eq!(at_once.root(), one_by_one.root(), "round {round}");
-            assert_eq!(at_once.len(), one_by_one.len(), "round {round}");
+            at_once.insert_many(writes.iter().copied());
+            assert_eq!(at_once.root(), one_by_one.root(), "batch {round}");
+            assert_eq!(at_once.len(), one_by_one.len(), "batch {round}");
             assert_eq!(at_once.inner_nodes(), one_by_one.inner_nodes());
+            assert!(at_once.iter().eq(one_by_one.iter()));
         }
-        assert_eq!(at_once.get(&owner(7)), Some(account(21)));
-
-        // The same writes into an empty tree give the tree of their last values.
-        let last_values: Vec<_> = empty_at_once.iter().collect();
-        let rebuilt = StateTree::from_accounts(last_values).unwrap();
-        assert_eq!(empty_at_once.root(), rebuilt.root());
         at_once.insert_many([]);
         assert_eq!(at_once.root(), one_by_one.root());
     }

@@ -3,6 +3,7 @@
 //! precommits. One good chain passes with the exact summary; each kind of damage is caught
 //! at the height where it is.
 
+use protocol::audit::prepare_blocks;
 use protocol::block::BlockContext;
 use protocol::chain_log::{self, CertifiedBlock, LogHeader};
 use protocol::consensus::message::precommit_signing_bytes;
@@ -125,15 +126,31 @@ fn chain() -> (Genesis, Vec<CertifiedBlock>, Ledger) {
     (genesis, blocks, ledger)
 }
 
+/// Audits block by block, verifying on the calling thread; also audits the blocks prepared
+/// in groups of every size, as a pipelined auditor does, and checks that each way reaches
+/// the same verdict and the same state.
 fn audit(
     genesis: &Genesis,
     blocks: &[CertifiedBlock],
 ) -> Result<protocol::AuditSummary, protocol::AuditError> {
     let mut auditor = Auditor::new(genesis).expect("valid genesis");
-    for certified in blocks {
-        auditor.check_verifying(certified)?;
+    let serial = blocks
+        .iter()
+        .try_for_each(|certified| auditor.check_verifying(certified))
+        .and_then(|()| auditor.finish());
+
+    for group in 1..=blocks.len().max(1) {
+        let mut prepared_auditor = Auditor::new(genesis).expect("valid genesis");
+        let (network, validators) = (genesis.network_id(), prepared_auditor.validators().clone());
+        let prepared = blocks.chunks(group).try_for_each(|chunk| {
+            let prepared = prepare_blocks(chunk.to_vec(), &network, &validators);
+            (prepared.iter()).try_for_each(|block| prepared_auditor.check_prepared(block))
+        });
+        let prepared = prepared.and_then(|()| prepared_auditor.finish());
+        assert_eq!(prepared, serial, "blocks prepared in groups of {group}");
+        assert_eq!(prepared_auditor.summary(), auditor.summary());
     }
-    auditor.finish()
+    serial
 }
 
 #[test]
