@@ -33,6 +33,8 @@ pub struct Plan {
     pub window: Duration,
     /// Fixed offered rates, one phase each, after the as-fast-as-accepted phase.
     pub rates: Vec<u64>,
+    /// Whether to run the as-fast-as-accepted phase.
+    pub max_phase: bool,
     /// Transfers to prepare for the as-fast-as-accepted phase.
     pub max_phase_transfers: usize,
 }
@@ -151,7 +153,7 @@ fn wait_for_first_block(nodes: &[Node]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The as-fast-as-accepted phase, then one phase per offered rate. Each phase's transfers
+/// The as-fast-as-accepted phase (unless skipped), then one phase per offered rate. Each phase's transfers
 /// are signed just before it, from the sequences the previous phases left: an account with a
 /// transfer accepted but never committed sits out the later phases, since its next sequence
 /// is in doubt.
@@ -164,7 +166,10 @@ fn run_phases(
     sampler: &Sampler,
     stage: &Stage,
 ) -> anyhow::Result<Vec<PhaseFigures>> {
-    let mut offers = vec![(Offer::AsFastAsAccepted, plan.max_phase_transfers)];
+    let mut offers = Vec::new();
+    if plan.max_phase {
+        offers.push((Offer::AsFastAsAccepted, plan.max_phase_transfers));
+    }
     for rate in &plan.rates {
         let count = stats::offered(*rate, plan.window.as_secs());
         offers.push((

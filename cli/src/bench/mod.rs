@@ -94,6 +94,14 @@ pub struct BenchArgs {
     /// Measure only the ceiling and the ledger alone: no federation, no audit.
     #[arg(long)]
     no_federation: bool,
+    /// Skip the ledger-alone run (its target and the disk target's breakdown are then not
+    /// measured).
+    #[arg(long)]
+    no_ledger: bool,
+    /// Skip the federation's as-fast-as-accepted phase and run only the offered rates (the
+    /// throughput target is then not measured). For quick latency runs.
+    #[arg(long, conflicts_with = "no_federation")]
+    no_max_phase: bool,
     /// Working directory for databases, logs and the chain log; must not exist. Default: a
     /// new directory under the system's temporary directory, removed after a good run.
     #[arg(long, value_name = "DIR")]
@@ -156,8 +164,12 @@ fn measure(args: &BenchArgs, root: &Path, stage: &Stage) -> anyhow::Result<Repor
     let ceiling = ceiling::measure(&sample, args.ceiling_seconds as f64);
     drop(sample);
 
-    stage.say("ledger alone: committing blocks");
-    let ledger = ledger::run(root, &accounts, args.ledger_blocks)?;
+    let ledger = if args.no_ledger {
+        None
+    } else {
+        stage.say("ledger alone: committing blocks");
+        Some(ledger::run(root, &accounts, args.ledger_blocks)?)
+    };
 
     let federation = if args.no_federation {
         None
@@ -169,6 +181,7 @@ fn measure(args: &BenchArgs, root: &Path, stage: &Stage) -> anyhow::Result<Repor
             validators,
             window: Duration::from_secs(args.duration),
             rates: args.rates.clone(),
+            max_phase: !args.no_max_phase,
             max_phase_transfers: wanted.clamp(MAX_PHASE_TRANSFERS_MIN, MAX_PHASE_TRANSFERS_MAX),
         };
         Some(federation::run(
@@ -179,8 +192,8 @@ fn measure(args: &BenchArgs, root: &Path, stage: &Stage) -> anyhow::Result<Repor
         )?)
     };
 
-    let ratios = report::ratios(Some(&ceiling), Some(&ledger), federation.as_ref());
-    let targets = report::targets(&machine, &ratios, Some(&ledger), federation.as_ref());
+    let ratios = report::ratios(Some(&ceiling), ledger.as_ref(), federation.as_ref());
+    let targets = report::targets(&machine, &ratios, ledger.as_ref(), federation.as_ref());
     Ok(Report {
         version: env!("CARGO_PKG_VERSION"),
         profile: if cfg!(debug_assertions) {
@@ -191,7 +204,7 @@ fn measure(args: &BenchArgs, root: &Path, stage: &Stage) -> anyhow::Result<Repor
         machine,
         phase_seconds: args.duration,
         ceiling: Some(ceiling),
-        ledger: Some(ledger),
+        ledger,
         federation,
         ratios,
         targets,

@@ -108,6 +108,14 @@ pub struct Report {
     pub seconds: f64,
 }
 
+/// The as-fast-as-accepted phase, if it was run.
+fn as_fast_as_accepted(federation: &FederationFigures) -> Option<&PhaseFigures> {
+    federation
+        .phases
+        .iter()
+        .find(|phase| phase.offered_per_second.is_none())
+}
+
 /// The ratios of what was measured.
 pub fn ratios(
     ceiling: Option<&Ceiling>,
@@ -117,7 +125,7 @@ pub fn ratios(
     let Some(ceiling) = ceiling else {
         return Ratios::default();
     };
-    let fastest = federation.and_then(|f| f.phases.first());
+    let fastest = federation.and_then(as_fast_as_accepted);
     Ratios {
         federation_to_ceiling: federation.zip(fastest).map(|(f, phase)| {
             let share = ceiling.batch_all_cores / f.validators as f64;
@@ -138,7 +146,7 @@ pub fn targets(
     federation: Option<&FederationFigures>,
 ) -> Vec<Target> {
     let mut targets = Vec::new();
-    let fastest = federation.and_then(|f| f.phases.first());
+    let fastest = federation.and_then(as_fast_as_accepted);
     targets.push(Target {
         name: "federation throughput / signature ceiling",
         measured: ratio_text(ratios.federation_to_ceiling),
