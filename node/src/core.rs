@@ -196,8 +196,9 @@ pub struct StatusSnapshot {
     pub mempool_size: usize,
     /// Connected peers.
     pub peers: usize,
-    /// Whether the node knows of blocks it has not applied yet.
-    pub syncing: bool,
+    /// Since when the node has been fetching blocks it has not applied yet, if it is.
+    #[serde(skip)]
+    pub syncing_since: Option<Instant>,
 }
 
 /// The shared status snapshot.
@@ -241,6 +242,8 @@ pub struct CoreParts {
     pub network: NetworkHandle,
     /// The status snapshot to keep current.
     pub status: SharedStatus,
+    /// Where each committed height is announced, once its block is flushed to disk.
+    pub heads: watch::Sender<u64>,
     /// Mempool bounds.
     pub mempool: (usize, usize),
     /// Wait before proposing an empty block.
@@ -309,6 +312,7 @@ pub struct Core {
     outbox: Vec<protocol::SignedTransfer>,
     network: NetworkHandle,
     status: SharedStatus,
+    heads: watch::Sender<u64>,
     empty_block_interval: Duration,
     max_clock_skew: Duration,
     last_commit_at: Instant,
@@ -340,6 +344,7 @@ impl Core {
             outbox: Vec::new(),
             network: parts.network,
             status: parts.status,
+            heads: parts.heads,
             empty_block_interval: parts.empty_block_interval,
             max_clock_skew: parts.max_clock_skew,
             last_commit_at: Instant::now(),
@@ -958,6 +963,11 @@ impl Core {
             "committed"
         );
         self.head = Some(block.header);
+
+        // Readers of the head (event streams, metrics) wake now rather than poll; the status
+        // goes first so that nobody woken sees an older height there.
+        self.publish_status();
+        self.heads.send_replace(height);
         Ok(())
     }
 
@@ -1142,7 +1152,7 @@ mod tests {
             round: 0,
             mempool_size: 0,
             peers: 0,
-            syncing: false,
+            syncing_since: None,
         };
         let (commands, _) = mpsc::channel(1);
         let (_, peers) = watch::channel(Vec::new());
@@ -1161,6 +1171,7 @@ mod tests {
                 local_peer_id: libp2p::PeerId::random(),
             },
             status: Arc::new(RwLock::new(status)),
+            heads: watch::channel(0).0,
             mempool: (100, 10),
             empty_block_interval: Duration::from_millis(100),
             max_clock_skew: Duration::from_secs(5),
@@ -1250,11 +1261,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_failed_write_halts_naming_the_height_and_reports_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let payer = SecretKey::from_seed(&[2; 32]);
-        let mut core = core(dir.path(), &payer);
+    /// An empty block at height 1 and its certificate, signed by the core's one validator.
+    fn certified_first_block(core: &Core) -> (ChainBlock, CommitCertificate) {
         let context = BlockContext::after(None, core.key.public_key(), now_ms());
         let built = build_block(&core.ledger, &core.genesis, context, Vec::new());
         let block = ChainBlock(built.block);
@@ -1273,6 +1281,42 @@ mod tests {
                 signature: core.key.sign(&bytes),
             }],
         };
+        (block, certificate)
+    }
+
+    #[tokio::test]
+    async fn a_commit_is_announced_on_the_heads_channel_once_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let mut core = core(dir.path(), &payer);
+        let mut heads = core.heads.subscribe();
+        let storage = core.storage.clone();
+        let (block, certificate) = certified_first_block(&core);
+
+        // A reader woken by the announcement finds the block stored and the status current,
+        // with no polling interval in between.
+        let reader = tokio::spawn(async move {
+            heads.changed().await.unwrap();
+            let height = *heads.borrow_and_update();
+            (height, storage.last_height().unwrap())
+        });
+        core.machine.start(1);
+        assert_eq!(core.apply_synced(block, certificate).await.unwrap(), Ok(()));
+        let (announced, stored) = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("the commit is announced")
+            .unwrap();
+        assert_eq!((announced, stored), (1, Some(1)));
+        assert_eq!(core.status.read().unwrap().height, "1");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_halts_naming_the_height_and_reports_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let mut core = core(dir.path(), &payer);
+        let heads = core.heads.subscribe();
+        let (block, certificate) = certified_first_block(&core);
 
         // The database refuses the write: here because something else already stored a
         // height 1 behind the core's back.
@@ -1296,6 +1340,7 @@ mod tests {
         );
         assert_eq!(core.head_height(), 0, "the failed commit is not applied");
         assert_eq!(core.status.read().unwrap().height, "0", "nor reported");
+        assert!(!heads.has_changed().unwrap(), "nor announced");
     }
 
     #[tokio::test]

@@ -159,7 +159,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         round: 0,
         mempool_size: 0,
         peers: 0,
-        syncing: false,
+        syncing_since: None,
     }));
     let signatures = Arc::new(SignatureCache::new(SIGNATURE_CACHE_CAPACITY));
     let (core_sender, core_inputs) = mpsc::channel(CORE_CHANNEL_CAPACITY);
@@ -217,6 +217,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
     }
 
     let evidence = SharedEvidence::default();
+    let (heads, heads_receiver) = watch::channel(head.as_ref().map_or(0, |h| h.height));
     let live = LiveNode::new(
         genesis.clone(),
         core_sender,
@@ -224,7 +225,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         storage.clone(),
         signatures.clone(),
         evidence.clone(),
-        shutdown.clone(),
+        heads_receiver,
     );
     let api_state = ApiState::new(Arc::new(live), api_config(&config));
     let mut api_shutdown = shutdown.clone();
@@ -254,6 +255,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         safety,
         network,
         status,
+        heads,
         mempool: (
             config.mempool.max_transfers as usize,
             config.mempool.max_per_sender as usize,
