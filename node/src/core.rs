@@ -10,8 +10,9 @@
 //! - `Broadcast`: published on the consensus topic (the machine has already recorded its own
 //!   message, so it is not fed back), and remembered for republishing on every timeout,
 //!   because gossip published while no peer listens is lost;
-//! - `BuildProposal`: a block from the mempool, after waiting up to the configured interval
-//!   when the mempool is empty;
+//! - `BuildProposal`: a block from the mempool, built once the inputs already queued are
+//!   handled (what arrived while the last block was being written goes in), or after waiting
+//!   up to the configured interval when the mempool holds nothing includable;
 //! - `RequestVerdict`: the ledger rules plus the timestamp rules;
 //! - `Decide`: the block is applied, stored with its certificate in one flushed batch, and
 //!   only then reported.
@@ -51,6 +52,11 @@ const REGOSSIP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Most transfers in one gossip batch.
 pub const BATCH_MAX: usize = 512;
+
+/// Most queued inputs handled before building a proposal (see `Core::build_after_queued`).
+/// Bounded so that a flood of submissions cannot hold a proposal back for long: each input
+/// takes tens of microseconds.
+const QUEUED_BEFORE_BUILD_MAX: usize = 1024;
 
 /// Why the node halted.
 #[derive(Debug, thiserror::Error)]
@@ -320,6 +326,8 @@ pub struct Core {
     signatures: Arc<SignatureCache>,
     /// The (height, round) whose proposal waits for a transfer or the empty-block interval.
     waiting_build: Option<(Height, Round)>,
+    /// The (height, round) whose proposal is built once the inputs already queued are in.
+    build_next: Option<(Height, Round)>,
     evidence: SharedEvidence,
 }
 
@@ -351,6 +359,7 @@ impl Core {
             misbehaviour: parts.misbehaviour,
             signatures: parts.signatures,
             waiting_build: None,
+            build_next: None,
             evidence: parts.evidence,
         }
     }
@@ -381,6 +390,9 @@ impl Core {
         let mut regossip = tokio::time::interval(REGOSSIP_INTERVAL);
         regossip.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if self.build_next.is_some() {
+                self.build_after_queued(&mut inputs).await?;
+            }
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
@@ -622,13 +634,7 @@ impl Core {
                             .push(Reverse((deadline, Timer::Build(height, round))));
                         self.waiting_build = Some((height, round));
                     } else {
-                        let value = self.build(height);
-                        let input = Input::ProposalValue {
-                            height,
-                            round,
-                            value,
-                        };
-                        queue.extend(self.machine.handle(input));
+                        self.build_next = Some((height, round));
                     }
                 }
                 Action::RequestVerdict { height, value } => {
@@ -662,6 +668,11 @@ impl Core {
         if self.hides(message) {
             return;
         }
+
+        // Transfers waiting for the flush ticker go first: each vote brings the commit nearer,
+        // right after which the next proposer builds, and only what has reached it by then
+        // can go in. Consensus messages themselves never wait for the ticker.
+        self.flush_outbox().await;
         let data = message.to_bytes();
         self.network
             .send(Command::Publish {
@@ -770,11 +781,39 @@ impl Core {
         Ok(())
     }
 
+    /// Handles the inputs queued when a proposal is due, then builds it.
+    ///
+    /// A proposer's turn comes right after it commits the previous block, and while it was
+    /// writing that block, submissions and gossip piled up in the input channel. Building at
+    /// once would leave them all for the block after; a block's worth of waiting for most
+    /// transfers at a steady load.
+    async fn build_after_queued(
+        &mut self,
+        inputs: &mut mpsc::Receiver<CoreInput>,
+    ) -> Result<(), HaltError> {
+        let queued = inputs.len().min(QUEUED_BEFORE_BUILD_MAX);
+        for _ in 0..queued {
+            let Ok(input) = inputs.try_recv() else {
+                break;
+            };
+            self.handle_input(input).await?;
+        }
+        let Some((height, round)) = self.build_next.take() else {
+            return Ok(());
+        };
+        self.build_current(height, round).await
+    }
+
     /// Builds the proposal this validator was waiting to build, if any and still current.
     async fn build_now(&mut self) -> Result<(), HaltError> {
         let Some((height, round)) = self.waiting_build.take() else {
             return Ok(());
         };
+        self.build_current(height, round).await
+    }
+
+    /// Builds and proposes the block of `(height, round)` unless the machine has moved on.
+    async fn build_current(&mut self, height: Height, round: Round) -> Result<(), HaltError> {
         if self.machine.height() != height || self.machine.round() != round {
             return Ok(());
         }
@@ -1121,6 +1160,14 @@ mod tests {
 
     /// A core over a fresh database, one validator, and channels nobody reads.
     fn core(dir: &std::path::Path, payer: &SecretKey) -> Core {
+        core_with_network(dir, payer).0
+    }
+
+    /// A core as [`core`], and what it asks of the network.
+    fn core_with_network(
+        dir: &std::path::Path,
+        payer: &SecretKey,
+    ) -> (Core, mpsc::Receiver<Command>) {
         let key = SecretKey::from_seed(&[1; 32]);
         let genesis = Genesis {
             network: "core-tests".into(),
@@ -1158,9 +1205,9 @@ mod tests {
             peers: 0,
             syncing_since: None,
         };
-        let (commands, _) = mpsc::channel(1);
+        let (commands, network) = mpsc::channel(64);
         let (_, peers) = watch::channel(Vec::new());
-        Core::new(CoreParts {
+        let core = Core::new(CoreParts {
             ledger: Ledger::from_genesis(&genesis),
             genesis,
             validators,
@@ -1182,7 +1229,111 @@ mod tests {
             misbehaviour: None,
             evidence: SharedEvidence::default(),
             signatures: Arc::new(SignatureCache::new(1000)),
-        })
+        });
+        (core, network)
+    }
+
+    /// A transfer of 10 units from `payer` with `sequence`, signed.
+    fn payment(core: &Core, payer: &SecretKey, sequence: u64) -> VerifiedTransfer {
+        let receiver = SecretKey::from_seed(&[3; 32]).public_key();
+        let body = Transfer::new(
+            core.network_id,
+            payer.public_key(),
+            receiver,
+            10,
+            1,
+            sequence,
+            "",
+        );
+        SignedTransfer::sign(body, &payer).into_verified().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_proposal_includes_what_was_queued_when_it_fell_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let mut core = core(dir.path(), &payer);
+        let (first, second) = (payment(&core, &payer, 1), payment(&core, &payer, 2));
+        let ids = [first.signed().id(), second.signed().id()];
+        core.submit(first, true).await.unwrap();
+
+        // The turn to propose comes with a submission still waiting in the input channel,
+        // as it does right after a commit under load.
+        let actions = core.machine.start(1);
+        core.execute(actions).await.unwrap();
+        assert_eq!(core.head_height(), 0, "nothing is built before the queue is read");
+        let (inputs, mut queued) = mpsc::channel(4);
+        let (reply, _answer) = oneshot::channel();
+        inputs
+            .send(CoreInput::Submit {
+                transfer: second,
+                reply,
+            })
+            .await
+            .unwrap();
+        core.build_after_queued(&mut queued).await.unwrap();
+
+        // One validator: its own proposal commits at once.
+        assert_eq!(core.head_height(), 1);
+        for id in ids {
+            let location = core.storage.transfer_location(&id).unwrap();
+            assert!(location.is_some_and(|l| l.height == 1), "{id} is in block 1");
+        }
+    }
+
+    #[tokio::test]
+    async fn consensus_messages_leave_at_once_after_the_waiting_transfers() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let (mut core, mut network) = core_with_network(dir.path(), &payer);
+        core.submit(payment(&core, &payer, 1), true).await.unwrap();
+        assert_eq!(core.outbox.len(), 1, "held for the flush ticker");
+
+        // The flush ticker never runs here: whatever is published went out by itself.
+        let actions = core.machine.start(1);
+        core.execute(actions).await.unwrap();
+        core.build_after_queued(&mut mpsc::channel(1).1)
+            .await
+            .unwrap();
+        let mut topics = Vec::new();
+        while let Ok(command) = network.try_recv() {
+            if let Command::Publish { topic, .. } = command {
+                topics.push(topic);
+            }
+        }
+        assert_eq!(
+            topics,
+            [
+                Topic::Transfers,
+                Topic::Consensus,
+                Topic::Consensus,
+                Topic::Consensus
+            ],
+            "the transfer batch, then the proposal, prevote and precommit"
+        );
+        assert!(core.outbox.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_committed_transfer_submitted_again_is_reported_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let mut core = core(dir.path(), &payer);
+        let transfer = payment(&core, &payer, 1);
+        core.submit(transfer.clone(), true).await.unwrap();
+        let actions = core.machine.start(1);
+        core.execute(actions).await.unwrap();
+        core.build_after_queued(&mut mpsc::channel(1).1)
+            .await
+            .unwrap();
+        assert_eq!(core.head_height(), 1);
+
+        let again = core.submit(transfer, true).await.unwrap();
+        let committed = TransferStatus::Committed {
+            height: 1,
+            position: 0,
+        };
+        assert_eq!(again, SubmitOutcome::Duplicate(committed));
     }
 
     #[tokio::test]
