@@ -53,6 +53,10 @@ const REGOSSIP_INTERVAL: Duration = Duration::from_secs(5);
 /// Most transfers in one gossip batch.
 pub const BATCH_MAX: usize = 512;
 
+/// Most inputs set aside during one block's write (see `Core::admit_while`); beyond it the
+/// channel is left unread until the write ends.
+const DEFERRED_MAX: usize = 1024;
+
 /// Most queued inputs handled before building a proposal (see `Core::build_after_queued`).
 /// Bounded so that a flood of submissions cannot hold a proposal back for long: each input
 /// takes tens of microseconds.
@@ -328,6 +332,11 @@ pub struct Core {
     waiting_build: Option<(Height, Round)>,
     /// The (height, round) whose proposal is built once the inputs already queued are in.
     build_next: Option<(Height, Round)>,
+    /// The input channel, owned here while the core runs so that a block's write can go on
+    /// beside admissions (see `admit_while`).
+    inputs: Option<mpsc::Receiver<CoreInput>>,
+    /// Inputs received during a block's write that must see it durable first, oldest first.
+    deferred: std::collections::VecDeque<CoreInput>,
     evidence: SharedEvidence,
 }
 
@@ -360,6 +369,8 @@ impl Core {
             signatures: parts.signatures,
             waiting_build: None,
             build_next: None,
+            inputs: None,
+            deferred: std::collections::VecDeque::new(),
             evidence: parts.evidence,
         }
     }
@@ -367,9 +378,10 @@ impl Core {
     /// Runs until `shutdown` turns true or the input channel closes; `Err` means halt.
     pub async fn run(
         mut self,
-        mut inputs: mpsc::Receiver<CoreInput>,
+        inputs: mpsc::Receiver<CoreInput>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), HaltError> {
+        self.inputs = Some(inputs);
         let next_height = self.head_height() + 1;
         let actions = match self.safety.take() {
             Some(state) if state.height == next_height => {
@@ -390,10 +402,17 @@ impl Core {
         let mut regossip = tokio::time::interval(REGOSSIP_INTERVAL);
         regossip.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            while let Some(input) = self.deferred.pop_front() {
+                self.handle_input(input).await?;
+            }
             if self.build_next.is_some() {
-                self.build_after_queued(&mut inputs).await?;
+                self.build_after_queued().await?;
             }
             let deadline = self.next_deadline();
+            let inputs = self
+                .inputs
+                .as_mut()
+                .expect("the running core owns its inputs");
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -470,16 +489,7 @@ impl Core {
                 let _ = reply.send(status);
             }
             CoreInput::Account { account, reply } => {
-                let committed = self.ledger.account(&account);
-                let pending = self
-                    .mempool
-                    .next_sequence_with_pending(&account, committed.next_sequence);
-                let _ = reply.send(AccountAnswer {
-                    balance: committed.balance,
-                    next_sequence: committed.next_sequence,
-                    next_sequence_pending: pending,
-                    height: self.head_height(),
-                });
+                let _ = reply.send(self.account_answer(&account));
             }
             CoreInput::Consensus(message) => {
                 self.remember_proposal(message.get());
@@ -499,6 +509,20 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// An account's committed state, and its next sequence counting pending transfers.
+    fn account_answer(&self, account: &PublicKey) -> AccountAnswer {
+        let committed = self.ledger.account(account);
+        let pending = self
+            .mempool
+            .next_sequence_with_pending(account, committed.next_sequence);
+        AccountAnswer {
+            balance: committed.balance,
+            next_sequence: committed.next_sequence,
+            next_sequence_pending: pending,
+            height: self.head_height(),
+        }
     }
 
     /// Admission of one verified transfer. `from_wallet` transfers are gossiped by us;
@@ -646,7 +670,9 @@ impl Core {
                         valid,
                     }));
                 }
-                Action::Decide { value, certificate } => self.decide(value, certificate)?,
+                Action::Decide { value, certificate } => {
+                    self.decide(value, certificate).await?;
+                }
             }
         }
         Ok(())
@@ -787,13 +813,13 @@ impl Core {
     /// writing that block, submissions and gossip piled up in the input channel. Building at
     /// once would leave them all for the block after; a block's worth of waiting for most
     /// transfers at a steady load.
-    async fn build_after_queued(
-        &mut self,
-        inputs: &mut mpsc::Receiver<CoreInput>,
-    ) -> Result<(), HaltError> {
-        let queued = inputs.len().min(QUEUED_BEFORE_BUILD_MAX);
+    async fn build_after_queued(&mut self) -> Result<(), HaltError> {
+        let queued = self
+            .inputs
+            .as_ref()
+            .map_or(0, |inputs| inputs.len().min(QUEUED_BEFORE_BUILD_MAX));
         for _ in 0..queued {
-            let Ok(input) = inputs.try_recv() else {
+            let Some(Ok(input)) = self.inputs.as_mut().map(mpsc::Receiver::try_recv) else {
                 break;
             };
             self.handle_input(input).await?;
@@ -929,7 +955,7 @@ impl Core {
     }
 
     /// Applies and stores a decided block; nothing is reported before the flush.
-    fn decide(
+    async fn decide(
         &mut self,
         value: ChainBlock,
         certificate: CommitCertificate,
@@ -964,20 +990,24 @@ impl Core {
         } else {
             valid.ledger.state_nodes_changed_since(&self.ledger)
         };
-        let write = commit_write(
-            &block,
-            hash,
-            &block_bytes,
-            &certificate_bytes,
-            &valid.effects,
-            state_nodes,
-        );
-        self.storage
-            .commit(&write)
-            .map_err(|source| HaltError::Storage { height, source })?;
+        let ValidBlock { ledger, effects } = valid;
+        let storage = self.storage.clone();
+        let write = tokio::task::spawn_blocking(move || {
+            let write = commit_write(
+                &block,
+                hash,
+                &block_bytes,
+                &certificate_bytes,
+                &effects,
+                state_nodes,
+            );
+            (storage.commit(&write), block)
+        });
+        let (written, block) = self.admit_while(write).await?;
+        written.map_err(|source| HaltError::Storage { height, source })?;
 
         // Durable: now the new state may be used and reported.
-        self.ledger = valid.ledger;
+        self.ledger = ledger;
         let committed: Vec<VerifiedTransfer> = block
             .transfers
             .iter()
@@ -1011,6 +1041,65 @@ impl Core {
         // goes first so that nobody woken sees an older height there.
         self.publish_status();
         self.heads.send_replace(height);
+        Ok(())
+    }
+
+    /// Waits for a block's write while still admitting transfers, so that wallets and gossip
+    /// do not stall for the length of every commit.
+    ///
+    /// Admission and account questions are answered from the state before the block, which
+    /// is what is durable; a transfer in the block stays pending until the write is flushed.
+    /// Everything else (consensus messages, synced blocks, status questions, which could read
+    /// the block before it is flushed) is set aside and handled after, in order.
+    async fn admit_while<T: Send + 'static>(
+        &mut self,
+        mut write: tokio::task::JoinHandle<T>,
+    ) -> Result<T, HaltError> {
+        let mut inputs = self.inputs.take();
+        let (mut admitted, mut closed) = (Ok(()), false);
+        let done = loop {
+            let room = admitted.is_ok() && !closed && self.deferred.len() < DEFERRED_MAX;
+            let Some(receiver) = inputs.as_mut().filter(|_| room) else {
+                break write.await;
+            };
+            tokio::select! {
+                biased;
+                done = &mut write => break done,
+                input = receiver.recv() => match input {
+                    Some(input) => admitted = self.handle_during_write(input).await,
+                    // The run loop sees the closed channel too, once the write is done.
+                    None => closed = true,
+                },
+            }
+        };
+        self.inputs = inputs;
+        admitted?;
+        // A panic in the write is the core's own: it goes on as if the write ran here.
+        Ok(done.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic())))
+    }
+
+    /// One input received during a block's write (see `admit_while`).
+    async fn handle_during_write(&mut self, input: CoreInput) -> Result<(), HaltError> {
+        match input {
+            CoreInput::Submit { transfer, reply } => {
+                let outcome = self.submit(transfer, true).await?;
+                let _ = reply.send(outcome);
+            }
+            CoreInput::GossipTransfers { transfers, reply } => {
+                let mut any_new = false;
+                for transfer in transfers {
+                    any_new |= self.submit(transfer, false).await? == SubmitOutcome::Accepted;
+                }
+                let _ = reply.send(any_new);
+            }
+            CoreInput::Account { account, reply } => {
+                let _ = reply.send(self.account_answer(&account));
+            }
+            CoreInput::Status { .. }
+            | CoreInput::Consensus(_)
+            | CoreInput::Synced { .. }
+            | CoreInput::Proposal { .. } => self.deferred.push_back(input),
+        }
         Ok(())
     }
 
@@ -1261,8 +1350,12 @@ mod tests {
         // as it does right after a commit under load.
         let actions = core.machine.start(1);
         core.execute(actions).await.unwrap();
-        assert_eq!(core.head_height(), 0, "nothing is built before the queue is read");
-        let (inputs, mut queued) = mpsc::channel(4);
+        assert_eq!(
+            core.head_height(),
+            0,
+            "nothing is built before the queue is read"
+        );
+        let (inputs, queued) = mpsc::channel(4);
         let (reply, _answer) = oneshot::channel();
         inputs
             .send(CoreInput::Submit {
@@ -1271,13 +1364,17 @@ mod tests {
             })
             .await
             .unwrap();
-        core.build_after_queued(&mut queued).await.unwrap();
+        core.inputs = Some(queued);
+        core.build_after_queued().await.unwrap();
 
         // One validator: its own proposal commits at once.
         assert_eq!(core.head_height(), 1);
         for id in ids {
             let location = core.storage.transfer_location(&id).unwrap();
-            assert!(location.is_some_and(|l| l.height == 1), "{id} is in block 1");
+            assert!(
+                location.is_some_and(|l| l.height == 1),
+                "{id} is in block 1"
+            );
         }
     }
 
@@ -1292,9 +1389,7 @@ mod tests {
         // The flush ticker never runs here: whatever is published went out by itself.
         let actions = core.machine.start(1);
         core.execute(actions).await.unwrap();
-        core.build_after_queued(&mut mpsc::channel(1).1)
-            .await
-            .unwrap();
+        core.build_after_queued().await.unwrap();
         let mut topics = Vec::new();
         while let Ok(command) = network.try_recv() {
             if let Command::Publish { topic, .. } = command {
@@ -1315,6 +1410,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn submissions_are_answered_during_a_write_and_status_questions_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = SecretKey::from_seed(&[2; 32]);
+        let mut core = core(dir.path(), &payer);
+        let (inputs, receiver) = mpsc::channel(4);
+        core.inputs = Some(receiver);
+        let transfer = payment(&core, &payer, 1);
+        let id = transfer.signed().id();
+
+        // A write that lasts until the wallet has its answer.
+        let (finish, finished) = oneshot::channel::<()>();
+        let write = tokio::task::spawn_blocking(move || finished.blocking_recv().is_ok());
+        let wallet = tokio::spawn(async move {
+            let (reply, accepted) = oneshot::channel();
+            inputs
+                .send(CoreInput::Submit { transfer, reply })
+                .await
+                .unwrap();
+            let (reply, mut status) = oneshot::channel();
+            inputs.send(CoreInput::Status { id, reply }).await.unwrap();
+            let outcome = accepted.await.unwrap();
+            assert!(
+                status.try_recv().is_err(),
+                "no status before the write ends"
+            );
+            finish.send(()).unwrap();
+            (outcome, inputs)
+        });
+
+        assert!(core.admit_while(write).await.unwrap(), "the write finished");
+        let (outcome, _inputs) = wallet.await.unwrap();
+        assert_eq!(outcome, SubmitOutcome::Accepted);
+        assert_eq!(core.mempool.len(), 1);
+        assert!(matches!(
+            core.deferred.front(),
+            Some(CoreInput::Status { .. })
+        ));
+    }
+
+    #[tokio::test]
     async fn a_committed_transfer_submitted_again_is_reported_committed() {
         let dir = tempfile::tempdir().unwrap();
         let payer = SecretKey::from_seed(&[2; 32]);
@@ -1323,9 +1458,7 @@ mod tests {
         core.submit(transfer.clone(), true).await.unwrap();
         let actions = core.machine.start(1);
         core.execute(actions).await.unwrap();
-        core.build_after_queued(&mut mpsc::channel(1).1)
-            .await
-            .unwrap();
+        core.build_after_queued().await.unwrap();
         assert_eq!(core.head_height(), 1);
 
         let again = core.submit(transfer, true).await.unwrap();
