@@ -7,15 +7,18 @@
 //!
 //! - `Persist`: the safety state is written to sled and flushed *before* the next action,
 //!   which is what makes "durable before visible" hold for every vote and proposal;
-//! - `Broadcast`: published on the consensus topic (the machine has already recorded its own
-//!   message, so it is not fed back), and remembered for republishing on every timeout,
-//!   because gossip published while no peer listens is lost;
+//! - `Broadcast`: published on the consensus topic at once, after any transfers still waiting
+//!   for the gossip flush ticker (the machine has already recorded its own message, so it is
+//!   not fed back), and remembered for republishing on every timeout, because gossip
+//!   published while no peer listens is lost;
 //! - `BuildProposal`: a block from the mempool, built once the inputs already queued are
 //!   handled (what arrived while the last block was being written goes in), or after waiting
 //!   up to the configured interval when the mempool holds nothing includable;
 //! - `RequestVerdict`: the ledger rules plus the timestamp rules;
 //! - `Decide`: the block is applied, stored with its certificate in one flushed batch, and
-//!   only then reported.
+//!   only then reported (the status snapshot, then the `heads` channel that wakes the API).
+//!   While the batch is written on the blocking pool, submissions and gossip are still
+//!   admitted against the state before the block; every other input waits for the flush.
 //!
 //! A storage failure or a certified block whose replay disagrees with its header stops the
 //! loop with an error naming the height: the node halts rather than carry on.
@@ -1334,7 +1337,7 @@ mod tests {
             sequence,
             "",
         );
-        SignedTransfer::sign(body, &payer).into_verified().unwrap()
+        SignedTransfer::sign(body, payer).into_verified().unwrap()
     }
 
     #[tokio::test]
