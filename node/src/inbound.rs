@@ -415,7 +415,7 @@ mod tests {
             round: 0,
             mempool_size: 0,
             peers: 0,
-            syncing: false,
+            syncing_since: None,
         };
         let addresses = BoundAddresses {
             peer_id: String::new(),

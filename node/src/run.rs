@@ -160,7 +160,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         round: 0,
         mempool_size: 0,
         peers: 0,
-        syncing: false,
+        syncing_since: None,
     }));
     let signatures = Arc::new(SignatureCache::new(SIGNATURE_CACHE_CAPACITY));
     let (core_sender, core_inputs) = mpsc::channel(CORE_CHANNEL_CAPACITY);
@@ -218,6 +218,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
     }
 
     let evidence = SharedEvidence::default();
+    let (heads, heads_receiver) = watch::channel(head.as_ref().map_or(0, |h| h.height));
     let live = LiveNode::new(
         genesis.clone(),
         core_sender,
@@ -225,7 +226,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         storage.clone(),
         signatures.clone(),
         evidence.clone(),
-        shutdown.clone(),
+        heads_receiver,
     );
     let api_state = ApiState::new(Arc::new(live), api_config(&config));
     let mut api_shutdown = shutdown.clone();
@@ -255,6 +256,7 @@ pub async fn run(dir: &Path, config: Config, options: RunOptions) -> Result<(), 
         safety,
         network,
         status,
+        heads,
         mempool: (
             config.mempool.max_transfers as usize,
             config.mempool.max_per_sender as usize,

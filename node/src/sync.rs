@@ -8,7 +8,7 @@
 //! the node carries on with the others.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use protocol::Block;
@@ -91,12 +91,18 @@ impl Sync {
         status.height.parse().unwrap_or(0)
     }
 
+    /// Records whether blocks are being fetched, keeping when that started so the API can
+    /// tell a long catch-up from fetching the one block a faster peer just committed.
     fn set_syncing(&self, syncing: bool) {
         let mut status = self
             .status
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        status.syncing = syncing;
+        status.syncing_since = match (syncing, status.syncing_since) {
+            (false, _) => None,
+            (true, None) => Some(Instant::now()),
+            (true, started) => started,
+        };
     }
 
     /// Fetches and applies blocks from `peer` until we reach its head.
@@ -252,7 +258,7 @@ mod tests {
             round: 0,
             mempool_size: 0,
             peers: 2,
-            syncing: false,
+            syncing_since: None,
         };
         let status = Arc::new(RwLock::new(status));
         let (_behind_sender, behind) = mpsc::channel(1);

@@ -153,10 +153,10 @@ fn wait_for_first_block(nodes: &[Node]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The as-fast-as-accepted phase (unless skipped), then one phase per offered rate. Each phase's transfers
-/// are signed just before it, from the sequences the previous phases left: an account with a
-/// transfer accepted but never committed sits out the later phases, since its next sequence
-/// is in doubt.
+/// The as-fast-as-accepted phase (unless skipped), then one phase per offered rate. Each
+/// phase's transfers are signed just before it, from the sequences the previous phases left:
+/// an account with a transfer accepted but never committed sits out the later phases, since
+/// its next sequence is in doubt.
 fn run_phases(
     genesis: &Genesis,
     accounts: &Accounts,

@@ -1,5 +1,6 @@
 //! [`NodeApi`] over the running node: sled reads through [`Storage`], mempool questions
-//! through the core task's input channel, the status snapshot the core keeps current.
+//! through the core task's input channel, the status snapshot the core keeps current, and
+//! the committed heads the core announces once each block is flushed.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -21,9 +22,6 @@ use crate::mempool::FinalStatus;
 use crate::sigcache::SignatureCache;
 use crate::storage::{HistoryLink, Side, Storage, StorageError, TransferLocation};
 
-/// How often the head watcher looks at the status snapshot for a new commit.
-const HEAD_POLL: Duration = Duration::from_millis(20);
-
 /// How long the sync task must have been fetching blocks before the API calls the node
 /// syncing. Under load a validator often fetches the one block a faster peer just committed;
 /// refusing wallets for that blip would turn normal operation into 503s.
@@ -43,14 +41,14 @@ pub struct LiveNode {
     storage: Storage,
     signatures: Arc<SignatureCache>,
     heads: watch::Receiver<u64>,
-    syncing_since: Arc<Mutex<Option<Instant>>>,
     evidence: SharedEvidence,
     /// The newest blocks read, decoded, newest last (see [`RECENT_BLOCKS_MAX`]).
     recent: Mutex<VecDeque<(u64, CertifiedBlock)>>,
 }
 
 impl LiveNode {
-    /// Wraps the node's parts and starts following its head until `shutdown` turns true.
+    /// Wraps the node's parts. `heads` carries each committed height, sent by the core only
+    /// after the block is flushed, so whatever it wakes reads durable blocks.
     pub fn new(
         genesis: Genesis,
         core: mpsc::Sender<CoreInput>,
@@ -58,17 +56,8 @@ impl LiveNode {
         storage: Storage,
         signatures: Arc<SignatureCache>,
         evidence: SharedEvidence,
-        shutdown: watch::Receiver<bool>,
+        heads: watch::Receiver<u64>,
     ) -> LiveNode {
-        let first = read_height(&status);
-        let (sender, heads) = watch::channel(first);
-        let syncing_since = Arc::new(Mutex::new(None));
-        tokio::spawn(follow_head(
-            status.clone(),
-            sender,
-            syncing_since.clone(),
-            shutdown,
-        ));
         LiveNode {
             genesis,
             core,
@@ -76,7 +65,6 @@ impl LiveNode {
             storage,
             signatures,
             heads,
-            syncing_since,
             evidence,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_BLOCKS_MAX)),
         }
@@ -130,64 +118,10 @@ impl LiveNode {
     }
 }
 
-impl LiveNode {
-    /// Whether the sync task has been fetching blocks for longer than [`SYNC_GRACE`].
-    fn syncing(&self) -> bool {
-        let since = self
-            .syncing_since
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        since.is_some_and(|started| started.elapsed() > SYNC_GRACE)
-    }
-}
-
-fn read_height(status: &SharedStatus) -> u64 {
-    let snapshot = status
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    snapshot.height.parse().unwrap_or(0)
-}
-
-/// Publishes each new committed height. The core updates the snapshot only after a commit is
-/// flushed, so a height seen here is durable. Polling the snapshot (every [`HEAD_POLL`]) adds
-/// at most that much to an event's delivery, and keeps the core unaware of the API.
-async fn follow_head(
-    status: SharedStatus,
-    sender: watch::Sender<u64>,
-    syncing_since: Arc<Mutex<Option<Instant>>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(HEAD_POLL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        let (height, syncing) = {
-            let snapshot = status
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            (snapshot.height.parse().unwrap_or(0), snapshot.syncing)
-        };
-        {
-            let mut since = syncing_since
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            *since = match (syncing, *since) {
-                (false, _) => None,
-                (true, None) => Some(Instant::now()),
-                (true, started) => started,
-            };
-        }
-        sender.send_if_modified(|current| {
-            let newer = height > *current;
-            if newer {
-                *current = height;
-            }
-            newer
-        });
-    }
+/// Whether the sync task, fetching blocks since `since`, has been at it for longer than
+/// [`SYNC_GRACE`].
+fn syncing(since: Option<Instant>) -> bool {
+    since.is_some_and(|started| started.elapsed() > SYNC_GRACE)
 }
 
 fn storage_error(error: StorageError) -> BackendError {
@@ -228,7 +162,7 @@ impl NodeApi for LiveNode {
             round: snapshot.round,
             mempool_size: snapshot.mempool_size,
             peers: snapshot.peers,
-            syncing: self.syncing(),
+            syncing: syncing(snapshot.syncing_since),
         }
     }
 
