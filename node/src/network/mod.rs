@@ -6,7 +6,13 @@
 //! - gossipsub with two topics, transfers (in batches) and consensus messages, in
 //!   `validate_messages` mode: nothing is forwarded until the node has judged it and called
 //!   back with [`Command::Validation`]. Peer scoring is on, and only `Reject` (a message that
-//!   fails decoding or a signature check) costs the forwarding peer score;
+//!   fails decoding or a signature check) costs the forwarding peer score. Gossip messages
+//!   are anonymous and unsigned by libp2p: everything in them is signed already (transfers by
+//!   their senders, consensus messages by validators), the peer that forwards a message is
+//!   authenticated by Noise, and libp2p's own signature on every message cost more CPU than
+//!   all the transfers' signatures at a thousand transfers a second. A message's id is the
+//!   hash of its bytes, which start with a number the publisher never repeats
+//!   ([`ENVELOPE_BYTES`]), so a message published again is new to gossipsub;
 //! - request-response for block sync ([`codec`]);
 //! - identify, so peers learn each other's listen addresses.
 //!
@@ -237,8 +243,10 @@ pub fn spawn(
     let (peers_sender, peers) = watch::channel(Vec::new());
     let local_peer_id = *swarm.local_peer_id();
 
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     let task = SwarmTask {
         swarm,
+        next_envelope: started.map_or(0, |since| since.as_nanos() as u64),
         topics,
         bootstrap,
         redial_interval: config.redial_interval,
@@ -348,22 +356,27 @@ fn build_gossipsub(
 
     let gossip_config = gossipsub::ConfigBuilder::default()
         .validate_messages()
-        .validation_mode(gossipsub::ValidationMode::Strict)
-        // Message ids stay gossipsub's default (author and sequence number), not a hash of
-        // the content: a validator republishes its last signed messages on every timeout,
-        // and content-addressed ids would make gossipsub refuse those as already published.
-        .max_transmit_size(largest)
-        .max_transmit_size_for_topic(config.max_consensus_bytes, topics.consensus.hash())
-        .max_transmit_size_for_topic(config.max_transfer_batch_bytes, topics.transfers.hash())
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .message_id_fn(|message| {
+            let id = Hash::digest_parts(&[message.topic.as_str().as_bytes(), &message.data]);
+            MessageId::from(&id.as_bytes()[..20])
+        })
+        .max_transmit_size(largest + ENVELOPE_BYTES)
+        .max_transmit_size_for_topic(
+            config.max_consensus_bytes + ENVELOPE_BYTES,
+            topics.consensus.hash(),
+        )
+        .max_transmit_size_for_topic(
+            config.max_transfer_batch_bytes + ENVELOPE_BYTES,
+            topics.transfers.hash(),
+        )
         .heartbeat_interval(Duration::from_millis(500))
         .build()
         .map_err(|error| invalid(&error))?;
 
-    let mut gossipsub = gossipsub::Behaviour::new(
-        gossipsub::MessageAuthenticity::Signed(config.keypair.clone()),
-        gossip_config,
-    )
-    .map_err(|error| invalid(&error))?;
+    let mut gossipsub =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)
+            .map_err(|error| invalid(&error))?;
 
     let (params, thresholds) = score_parameters(topics);
     gossipsub
@@ -417,8 +430,15 @@ fn score_parameters(
     (params, thresholds)
 }
 
+/// Bytes before a gossip message's payload: a number its publisher never uses twice, so that
+/// publishing the same payload again (a validator's republished votes) makes a new message.
+const ENVELOPE_BYTES: usize = 8;
+
 struct SwarmTask {
     swarm: Swarm<Behaviour>,
+    /// The next gossip envelope number; starts at the clock's nanoseconds so a restarted
+    /// node does not repeat numbers peers still remember.
+    next_envelope: u64,
     topics: TopicNames,
     bootstrap: Vec<(PeerId, Multiaddr)>,
     redial_interval: Duration,
@@ -457,7 +477,11 @@ impl SwarmTask {
         match command {
             Command::Publish { topic, data } => {
                 let topic_name = self.topics.topic(topic).clone();
-                if let Err(error) = behaviour.gossipsub.publish(topic_name, data) {
+                let mut enveloped = Vec::with_capacity(ENVELOPE_BYTES + data.len());
+                enveloped.extend_from_slice(&self.next_envelope.to_be_bytes());
+                enveloped.extend_from_slice(&data);
+                self.next_envelope = self.next_envelope.wrapping_add(1);
+                if let Err(error) = behaviour.gossipsub.publish(topic_name, enveloped) {
                     // Expected while no peer is connected; callers republish what matters.
                     tracing::debug!(?topic, %error, "publish failed");
                 }
@@ -506,11 +530,24 @@ impl SwarmTask {
                 let Some(topic) = self.topics.which(&message.topic) else {
                     return true;
                 };
+                if message.data.len() < ENVELOPE_BYTES {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Reject,
+                        );
+                    return true;
+                }
+                let mut data = message.data;
+                data.drain(..ENVELOPE_BYTES);
                 let event = Event::Gossip {
                     topic,
                     source: propagation_source,
                     message_id,
-                    data: message.data,
+                    data,
                 };
                 return self.events.send(event).await.is_ok();
             }
