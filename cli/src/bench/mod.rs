@@ -55,7 +55,7 @@ const MAX_PHASE_TRANSFERS_MAX: usize = 400_000;
 #[command(after_help = "Build with --release for meaningful figures:\n  \
     cargo run --release -p tally-cli -- bench\n\
     A 10-minute steady run for the memory target:\n  \
-    tally bench --rates 1000 --duration 600")]
+    tally bench --rates 1000 --no-max-phase --duration 600")]
 pub struct BenchArgs {
     /// Where to write the figures as JSON.
     #[arg(long, value_name = "FILE", default_value = "bench.json")]
